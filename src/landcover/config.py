@@ -1,0 +1,220 @@
+"""Typed view of params.yaml: the project's one configuration source.
+
+Every entry point (CLI, DVC stage, Prefect flow) loads the same file through `load_params`, so a
+key misspelt in params.yaml or a value of the wrong type fails before any work starts, naming the
+key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SplitName = Literal["train", "val", "test"]
+SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    root: Path = Path("data")
+    seasons: tuple[str, ...] = ("spring", "summer", "autumn", "winter")
+
+
+class SynthParams(_Section):
+    cities: int = Field(12, ge=1)
+    tiles_per_city: int = Field(2, ge=1)
+    size: int = Field(256, ge=32)
+    seed: int = 42
+    unlabelled_fraction: float = Field(0.03, ge=0, lt=1)
+    manifest_cities: int = Field(749, ge=1)
+    manifest_tiles: int = Field(5401, ge=1)
+
+
+class ValidateParams(_Section):
+    out: Path = Path("reports/validation")
+    max_nodata_fraction: float = Field(0.25, ge=0, le=1)
+    min_labelled_fraction: float = Field(0.5, ge=0, le=1)
+    max_saturated_fraction: float = Field(0.01, ge=0, le=1)
+    min_band_std: float = Field(1.0, ge=0)
+    reflectance_mean_range: tuple[float, float] = (50.0, 9000.0)
+    pixel_size_m: float = 10.0
+    pixel_size_tolerance_m: float = 0.01
+    max_quarantined_fraction: float = Field(0.2, ge=0, le=1)
+    workers: int = Field(2, ge=1)
+    dask_address: str | None = None
+
+
+class SplitParams(_Section):
+    out: Path = Path("splits/split.csv")
+    stats: Path = Path("metrics/split.json")
+    seed: int = 7
+    reference_cities: dict[SplitName, int] = {"train": 425, "val": 123, "test": 201}
+    tile_fractions: dict[SplitName, float] = {"train": 0.56, "val": 0.14, "test": 0.30}
+    search_iterations: int = Field(20000, ge=0)
+
+    @field_validator("tile_fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(SPLITS):
+            raise ValueError(f"needs exactly the keys {SPLITS}, got {sorted(v)}")
+        if any(x <= 0 for x in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be positive and sum to 1, got {v}")
+        return v
+
+    @field_validator("reference_cities")
+    @classmethod
+    def _positive_counts(cls, v: dict[str, int]) -> dict[str, int]:
+        if set(v) != set(SPLITS) or any(x <= 0 for x in v.values()):
+            raise ValueError(f"needs positive counts for {SPLITS}, got {v}")
+        return v
+
+
+class TrainParams(_Section):
+    out: Path = Path("models/candidate")
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    encoder_depth: int = Field(4, ge=3, le=5)
+    crop_size: int = Field(64, ge=16)
+    crops_per_tile: int = Field(16, ge=1)
+    rare_classes: tuple[int, ...] = (1, 3, 4)
+    rare_class_crop_share: float = Field(0.5, ge=0, le=1)
+    season_dropout: float = Field(0.15, ge=0, le=1)
+    batch_size: int = Field(16, ge=1)
+    epochs: int = Field(12, ge=1)
+    lr: float = Field(0.002, gt=0)
+    weight_decay: float = Field(0.0001, ge=0)
+    dice_weight: float = Field(0.5, ge=0)
+    class_weights: tuple[float, ...] | None = None
+    num_workers: int = Field(0, ge=0)
+    pin_memory: bool = False
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision_gpu: str = "bf16-mixed"
+    precision_cpu: str = "32-true"
+    early_stopping_patience: int = Field(5, ge=1)
+    seed: int = 1
+    val_crops_per_tile: int = Field(4, ge=1)
+    log_every_n_steps: int = Field(5, ge=1)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _ten_weights(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and len(v) != 10:
+            raise ValueError(f"needs one weight per class (10), got {len(v)}")
+        return v
+
+
+class InferenceParams(_Section):
+    window: int = Field(128, ge=16)
+    overlap: int = Field(32, ge=0)
+    batch_size: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_window(self) -> InferenceParams:
+        if self.overlap * 2 >= self.window:
+            raise ValueError(f"overlap ({self.overlap}) must be under half the window ({self.window})")
+        return self
+
+
+class MlflowParams(_Section):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "landcover"
+    model_name: str = "landcover-segmentation"
+
+
+class EvaluateParams(_Section):
+    out: Path = Path("reports/evaluation")
+    metrics: Path = Path("metrics/evaluate.json")
+
+
+class PromoteParams(_Section):
+    min_miou: float = Field(0.30, ge=0, le=1)
+    min_class_iou: float = Field(0.05, ge=0, le=1)
+    margin: float = Field(0.005, ge=0)
+
+
+class PredictParams(_Section):
+    input: Path = Path("data/tiles")
+    out: Path = Path("outputs/fuelmaps")
+    model_uri: str | None = None
+
+
+class FuelParams(_Section):
+    crosswalk_version: str = "fbfm40-eu-1.0"
+    crosswalk: dict[int, int]
+
+    @field_validator("crosswalk")
+    @classmethod
+    def _covers_every_class(cls, v: dict[int, int]) -> dict[int, int]:
+        missing = sorted(set(range(1, 11)) - set(v))
+        if missing:
+            raise ValueError(f"crosswalk lacks land cover codes {missing}")
+        bad = {k: x for k, x in v.items() if not 1 <= x <= 255}
+        if bad:
+            raise ValueError(f"fuel codes must fit uint8 1..255, got {bad}")
+        return v
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    synth: SynthParams = SynthParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    inference: InferenceParams = InferenceParams()
+    mlflow: MlflowParams = MlflowParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    promote: PromoteParams = PromoteParams()
+    predict: PredictParams = PredictParams()
+    fuel: FuelParams
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def validation(self) -> ValidateParams:
+        return self.validate_
+
+    def tracking_uri(self) -> str:
+        """MLFLOW_TRACKING_URI wins over params.yaml so servers can be swapped without edits."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow.tracking_uri
+
+
+class ConfigError(ValueError):
+    """A params file that cannot work; the message names the file and the key."""
+
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: params file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).replace('validate_', 'validate')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
