@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from landcover.errors import LandcoverError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SplitName = Literal["train", "val", "test"]
@@ -189,7 +190,7 @@ class Params(_Section):
         return os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow.tracking_uri
 
 
-class ConfigError(ValueError):
+class ConfigError(LandcoverError, ValueError):
     """A params file that cannot work; the message names the file and the key."""
 
 

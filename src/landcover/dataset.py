@@ -16,6 +16,7 @@ import rasterio
 from rasterio.windows import Window
 
 from landcover.bands import NUM_BANDS, SEASONS
+from landcover.errors import LandcoverError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 CITY_COLUMNS = ("city_id", "name", "country", "lat", "lon", "climate_zone")
@@ -23,7 +24,7 @@ CLIMATE_ZONES = ("atlantic", "continental", "mediterranean", "alpine", "boreal",
 LABEL_FILE = "label.tif"
 
 
-class DataContractError(ValueError):
+class DataContractError(LandcoverError, ValueError):
     """Input that breaks the data contract; the message names the file and the problem."""
 
 

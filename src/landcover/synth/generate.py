@@ -26,6 +26,7 @@ from rasterio.warp import transform as warp_transform
 from landcover.bands import BANDS, PIXEL_SIZE_M, REFLECTANCE_SCALE, SEASONS
 from landcover.classes import CLASSES, colormap
 from landcover.dataset import CLIMATE_ZONES, City, write_cities
+from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, atomic_write_text
 from landcover.synth.cities import CITY_TABLE, ZONE_ORDER
 from landcover.synth.landscape import make_landscape, smooth_noise
@@ -34,7 +35,7 @@ from landcover.synth.spectra import reflectance
 SYNTH_INFO = "synth.json"
 
 
-class SynthError(ValueError):
+class SynthError(LandcoverError, ValueError):
     """Generator options that cannot work."""
 
 
