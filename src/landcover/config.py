@@ -50,6 +50,7 @@ class ValidateParams(_Section):
     max_quarantined_fraction: float = Field(0.2, ge=0, le=1)
     workers: int = Field(2, ge=1)
     dask_address: str | None = None
+    require_label: bool = True  # training data: a tile without label.tif is quarantined
 
 
 class SplitParams(_Section):
@@ -59,6 +60,17 @@ class SplitParams(_Section):
     reference_cities: dict[SplitName, int] = {"train": 425, "val": 123, "test": 201}
     tile_fractions: dict[SplitName, float] = {"train": 0.56, "val": 0.14, "test": 0.30}
     search_iterations: int = Field(20000, ge=0)
+    # weights of the search objective: tile-share error, climate-zone and class-share gaps
+    balance_weights: dict[Literal["tiles", "zones", "classes"], float] = {
+        "tiles": 1.0, "zones": 1.0, "classes": 1.0
+    }
+
+    @field_validator("balance_weights")
+    @classmethod
+    def _non_negative_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(x < 0 for x in v.values()):
+            raise ValueError(f"weights must be >= 0, got {v}")
+        return v
 
     @field_validator("tile_fractions")
     @classmethod

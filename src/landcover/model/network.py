@@ -1,0 +1,52 @@
+"""The segmentation network: any segmentation-models-pytorch architecture on 40 channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from landcover.bands import NUM_CHANNELS
+from landcover.classes import NUM_CLASSES
+from landcover.errors import LandcoverError
+
+DEPTH_ARCHS = {"Unet", "UnetPlusPlus", "Linknet", "MAnet", "FPN", "PSPNet", "DeepLabV3Plus", "PAN"}
+
+
+def check_arch_and_encoder(arch: str, encoder: str) -> None:
+    """Fail before training with a message naming the params key."""
+    archs = {a.__name__: a for a in smp.__dict__.values() if isinstance(a, type) and issubclass(a, nn.Module)}
+    if arch not in archs or arch in {"SegmentationModel"}:
+        raise LandcoverError(f"params train.arch: unknown architecture {arch!r}")
+    if encoder not in smp.encoders.get_encoder_names() and not encoder.startswith("tu-"):
+        raise LandcoverError(f"params train.encoder: unknown encoder {encoder!r} (see smp.encoders.get_encoder_names())")
+
+
+def build_network(arch: str, encoder: str, encoder_depth: int = 5, encoder_weights: str | None = None) -> nn.Module:
+    """Create the network; `encoder_weights` may be a local file of ImageNet (3-channel) weights,
+    adapted to 40 channels the way SMP adapts its own pretrained weights."""
+    check_arch_and_encoder(arch, encoder)
+    kwargs: dict = {}
+    if arch in {"Unet", "UnetPlusPlus", "MAnet"}:
+        kwargs["encoder_depth"] = encoder_depth
+        kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[5 - encoder_depth :]
+    elif arch in {"FPN", "DeepLabV3Plus", "Linknet", "PAN", "PSPNet"}:
+        kwargs["encoder_depth"] = 5 if arch in {"DeepLabV3Plus", "PAN"} else max(encoder_depth, 3)
+    if encoder_weights is None:
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None,
+                                in_channels=NUM_CHANNELS, classes=NUM_CLASSES, **kwargs)
+    path = Path(encoder_weights)
+    if not path.is_file():
+        raise LandcoverError(f"params train.encoder_weights: file {path} not found (no downloads here)")
+    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=3,
+                             classes=NUM_CLASSES, **kwargs)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+    if len(missing) > len(state):
+        raise LandcoverError(f"{path}: weights do not match encoder {encoder!r}")
+    from segmentation_models_pytorch.encoders._utils import patch_first_conv
+
+    patch_first_conv(model.encoder, new_in_channels=NUM_CHANNELS, pretrained=True)
+    return model

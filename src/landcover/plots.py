@@ -1,0 +1,79 @@
+"""Figures people would rather see than read: confusion matrices, per-class bars, overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from landcover.bands import NUM_BANDS, RGB_BAND_INDICES, SEASONS  # noqa: E402
+from landcover.classes import CLASS_NAMES, CLASSES  # noqa: E402
+from landcover.io_utils import atomic_path  # noqa: E402
+
+LABEL_CMAP = ListedColormap(["#000000"] + [c.colour for c in CLASSES])
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(Path(path), suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def confusion_matrix_figure(cm: np.ndarray, path: Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalised (recall) colours, raw counts in cells."""
+    cm = np.asarray(cm, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, label="share of reference pixels")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def per_class_bars(values: dict[str, float], path: Path, title: str, ylabel: str = "IoU") -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = list(values)
+    colours = [c.colour for c in CLASSES if c.name in values] or None
+    ax.bar(names, [values[n] for n in names], color=colours, edgecolor="black")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=45)
+    for lbl in ax.get_xticklabels():
+        lbl.set_ha("right")
+    return _save(fig, path)
+
+
+def rgb(stack: np.ndarray, season: str = "summer") -> np.ndarray:
+    """True-colour image of one season from a (40, H, W) reflectance x 10000 stack."""
+    s = SEASONS.index(season) * NUM_BANDS
+    img = np.stack([stack[s + b] for b in RGB_BAND_INDICES], axis=-1).astype(np.float32) / 3000.0
+    return np.clip(img, 0, 1) ** (1 / 1.5)
+
+
+def overlays_figure(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Rows of (summer RGB, reference, prediction); labels and predictions as codes 0..10."""
+    n = len(samples)
+    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+    for row, (stack, label, pred) in zip(axes, samples, strict=True):
+        row[0].imshow(rgb(stack))
+        row[1].imshow(label, cmap=LABEL_CMAP, vmin=0, vmax=10, interpolation="nearest")
+        row[2].imshow(pred, cmap=LABEL_CMAP, vmin=0, vmax=10, interpolation="nearest")
+        for ax, t in zip(row, ("summer RGB", "reference", "prediction"), strict=True):
+            ax.set_title(t)
+            ax.axis("off")
+    return _save(fig, path)

@@ -1,0 +1,40 @@
+"""Callbacks that turn training into files DVC and MLflow show: curves CSV, figures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from landcover.io_utils import atomic_path
+
+CURVE_KEYS = ("train_loss_epoch", "val_loss", "train_miou", "val_miou", "val_accuracy")
+
+
+class CurvesCSV(pl.Callback):
+    """One row per epoch (DVC plots), rewritten atomically so a killed run leaves a valid file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.path.exists() and trainer.ckpt_path:  # resumed: keep earlier epochs
+            with self.path.open(newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < trainer.current_epoch]
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        m = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key in CURVE_KEYS:
+            row[key] = round(float(m[key]), 6) if key in m else ""
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        row["lr"] = opt.param_groups[0]["lr"] if opt else ""
+        self.rows.append(row)
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            w.writeheader()
+            w.writerows(self.rows)

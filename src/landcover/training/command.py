@@ -1,0 +1,29 @@
+"""`landcover train`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from landcover.config import Params
+
+
+def _run(args: argparse.Namespace, params: Params) -> int:
+    from landcover.training.stage import run_train
+
+    result = run_train(params, args.data or params.data.root, args.split or params.split.out, args.out,
+                       fast_dev_run=args.fast_dev_run)
+    print(f"trained: MLflow run {result.run_id}, model {result.model_uri}")
+    for key in ("val_miou", "val_accuracy"):
+        if key in result.metrics:
+            print(f"  {key} = {result.metrics[key]:.4f}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the segmentation model (logged to MLflow)")
+    p.add_argument("--data", type=Path, help="dataset root (params data.root)")
+    p.add_argument("--split", type=Path, help="split file (params split.out)")
+    p.add_argument("--out", type=Path, help="model output folder (params train.out)")
+    p.add_argument("--fast-dev-run", action="store_true", help="one batch of train and val: a smoke test")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,182 @@
+"""The train stage: one implementation behind `landcover train`, the DVC stage and the flow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import MLFlowLogger
+from torch.utils.data import DataLoader
+
+from landcover.config import Params
+from landcover.dataset import tile_shape
+from landcover.errors import LandcoverError
+from landcover.io_utils import atomic_write_json
+from landcover.lineage import data_version, file_hash, git_commit, params_hash
+from landcover.model.bundle import BundleMeta, ModelBundle
+from landcover.model.network import check_arch_and_encoder
+from landcover.model.normalization import compute_norm_stats
+from landcover.model.pyfunc import log_bundle_model
+from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_bars
+from landcover.splitfile import read_split
+from landcover.tracking import connect
+from landcover.training.callbacks import CurvesCSV
+from landcover.training.data import IGNORE_INDEX, TrainCrops, ValCrops, index_tiles
+from landcover.training.task import SegmentationTask
+
+log = logging.getLogger(__name__)
+STATE_FILE = "run.json"
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_uri: str
+    out_dir: Path
+    metrics: dict[str, float]
+
+
+def trainer_settings(p: Params) -> dict:
+    """accelerator=auto; bf16 mixed precision on CUDA, 32-bit on CPU (params.yaml keys)."""
+    cuda = torch.cuda.is_available() and p.train.accelerator in ("auto", "gpu", "cuda")
+    return dict(
+        accelerator=p.train.accelerator,
+        devices=p.train.devices,
+        strategy=p.train.strategy,
+        num_nodes=p.train.num_nodes,
+        precision=p.train.precision_gpu if cuda else p.train.precision_cpu,
+    )
+
+
+def _check(p: Params, train_tiles: list, val_tiles: list, split_file: Path) -> None:
+    if not train_tiles:
+        raise LandcoverError(f"{split_file}: the training split is empty")
+    if not val_tiles:
+        raise LandcoverError(f"{split_file}: the validation split is empty")
+    check_arch_and_encoder(p.train.arch, p.train.encoder)
+    h, w = tile_shape(train_tiles[0])
+    if p.train.crop_size > min(h, w):
+        raise LandcoverError(f"params train.crop_size: {p.train.crop_size} is larger than the tiles ({h}x{w})")
+    if p.train.crop_size % 32:
+        raise LandcoverError(f"params train.crop_size: {p.train.crop_size} must be a multiple of 32")
+
+
+def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None = None,
+              fast_dev_run: bool = False, checkpoints: Path | None = None) -> TrainResult:
+    t = p.train
+    out_dir = Path(out_dir or t.out)
+    ckpt_dir = Path(checkpoints or out_dir.parent / f"{out_dir.name}-checkpoints")
+    train_tiles = read_split(split_file, data_root, "train")
+    val_tiles = read_split(split_file, data_root, "val")
+    _check(p, train_tiles, val_tiles, split_file)
+    connect(p.tracking_uri(), p.mlflow.experiment)  # fail fast before any work
+
+    pl.seed_everything(t.seed, workers=True)
+    norm = compute_norm_stats(train_tiles)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    norm.save(out_dir / "norm_stats.json")
+
+    train_infos = index_tiles(train_tiles, t.crop_size, t.rare_classes, seed=t.seed)
+    val_infos = index_tiles(val_tiles, t.crop_size, (), seed=t.seed)
+    train_ds = TrainCrops(train_infos, norm, t.crop_size, t.crops_per_tile, t.rare_class_crop_share, t.season_dropout)
+    val_ds = ValCrops(val_infos, norm, t.crop_size, t.val_crops_per_tile)
+    loader_kw = dict(num_workers=t.num_workers, pin_memory=t.pin_memory, persistent_workers=t.num_workers > 0)
+    train_dl = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, drop_last=len(train_ds) > t.batch_size,
+                          **loader_kw)
+    val_dl = DataLoader(val_ds, batch_size=t.batch_size, **loader_kw)
+
+    # resume: an unfinished run with a last checkpoint continues in the same MLflow run
+    state_path = out_dir / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    last_ckpt = ckpt_dir / "last.ckpt"
+    resume = state.get("status") == "running" and last_ckpt.exists() and not fast_dev_run
+    run_id = state["run_id"] if resume else None
+
+    logger = MLFlowLogger(experiment_name=p.mlflow.experiment, tracking_uri=p.tracking_uri(),
+                          run_id=run_id, log_model=False)
+    run_id = logger.run_id
+    atomic_write_json(state_path, {"run_id": run_id, "status": "running"})
+    client = logger.experiment
+    if not resume:
+        lineage = {
+            "git_commit": git_commit(), "data_version": data_version(),
+            "split_hash": file_hash(split_file), "params_hash": params_hash(t.model_dump(mode="json")),
+        }
+        for k, v in lineage.items():
+            client.set_tag(run_id, k, v)
+        logger.log_hyperparams({**t.model_dump(mode="json"), "train_tiles": len(train_tiles),
+                                "val_tiles": len(val_tiles)})
+        client.log_artifact(run_id, str(out_dir / "norm_stats.json"))
+
+    task = SegmentationTask(t.arch, t.encoder, t.encoder_depth, t.encoder_weights, t.lr, t.weight_decay,
+                            t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max", save_last=True)
+    curves = CurvesCSV(Path("plots/train_curves.csv") if not fast_dev_run else ckpt_dir / "curves.csv")
+    trainer = pl.Trainer(
+        max_epochs=t.epochs, logger=logger, log_every_n_steps=min(t.log_every_n_steps, max(len(train_dl), 1)),
+        callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
+                   LearningRateMonitor("step"), curves],
+        fast_dev_run=fast_dev_run, enable_model_summary=False, deterministic=False,
+        **trainer_settings(p),
+    )
+    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last_ckpt) if resume else None)
+
+    # the model to ship: best checkpoint (or final weights in a smoke run)
+    if best.best_model_path and not fast_dev_run:
+        ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        task.load_state_dict(ckpt["state_dict"])
+    meta = BundleMeta(t.arch, t.encoder, t.encoder_depth, norm.to_dict(),
+                      {int(k): int(v) for k, v in p.fuel.crosswalk.items()}, p.fuel.crosswalk_version)
+    bundle = ModelBundle(task.network.cpu().eval(), meta)
+    bundle_dir = out_dir / "bundle"
+    bundle.save(bundle_dir)
+
+    metrics = _final_validation(task, val_ds, trainer, client, run_id, out_dir)
+    with mlflow.start_run(run_id=run_id):
+        info = log_bundle_model(bundle_dir)
+        if Path(curves.path).exists():
+            mlflow.log_artifact(str(curves.path), "curves")
+    atomic_write_json(state_path, {"run_id": run_id, "status": "finished", "model_uri": info.model_uri})
+    if not fast_dev_run:
+        atomic_write_json(Path("metrics/train.json"), metrics)
+    client.set_terminated(run_id, "FINISHED")
+    return TrainResult(run_id, info.model_uri, out_dir, metrics)
+
+
+def _final_validation(task: SegmentationTask, val_ds: ValCrops, trainer: pl.Trainer, client, run_id: str,
+                      out_dir: Path) -> dict[str, float]:
+    """Validation figures of the shipped weights, plus the confusion matrix and overlays."""
+    from landcover.classes import CLASS_NAMES
+    from landcover.metrics import confusion_counts, scores_from_confusion
+
+    task.eval()
+    cm = np.zeros((10, 10), dtype=np.int64)
+    samples = []
+    with torch.inference_mode():
+        for i in range(len(val_ds)):
+            x, y = val_ds[i]
+            pred = task(x[None]).argmax(1)[0].numpy()
+            cm += confusion_counts(pred, y.numpy(), ignore_index=IGNORE_INDEX)
+            if len(samples) < 4 and i % max(1, len(val_ds) // 4) == 0:
+                tile, window = val_ds.items[i]
+                stack, label = val_ds.reader.read(tile, window)
+                samples.append((stack, label, np.where(label > 0, pred + 1, 0)))
+    scores = scores_from_confusion(cm)
+    figures = out_dir / "figures"
+    confusion_matrix_figure(cm, figures / "val_confusion_matrix.png", "Validation confusion matrix")
+    per_class_bars(dict(zip(CLASS_NAMES, scores["iou"], strict=True)), figures / "val_iou.png", "Validation IoU")
+    overlays_figure(samples, figures / "val_overlays.png")
+    for f in sorted(figures.glob("*.png")):
+        client.log_artifact(run_id, str(f), "figures")
+    metrics = {"val_miou": scores["miou"], "val_accuracy": scores["accuracy"],
+               **{f"val_iou_{n.replace(' ', '_')}": v for n, v in zip(CLASS_NAMES, scores["iou"], strict=True)}}
+    for k, v in metrics.items():
+        client.log_metric(run_id, f"final_{k}", v)
+    return {k: round(float(v), 4) for k, v in metrics.items()}
