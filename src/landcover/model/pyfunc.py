@@ -29,12 +29,15 @@ class LandcoverModel(mlflow.pyfunc.PythonModel):
 
 def log_bundle_model(bundle_dir: Path, name: str = "model") -> mlflow.models.model.ModelInfo:
     """Log the bundle as a pyfunc model (with signature and input example) in the active run."""
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
 
     example = np.full((1, 40, 32, 32), 1000.0, dtype=np.float32)
-    model = LandcoverModel()
-    model.bundle = ModelBundle.load(bundle_dir)
-    signature = infer_signature(example, model.predict(None, example))
+    # any batch size and window size: (N, 40, H, W) in, (N, 10, H, W) out
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 40, -1, -1), "reflectance_x10000")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10, -1, -1), "class_probabilities")]),
+    )
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(__file__).with_name("mlflow_model_code.py")),

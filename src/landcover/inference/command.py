@@ -1,0 +1,39 @@
+"""`landcover predict`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from landcover.config import Params
+
+
+def _run(args: argparse.Namespace, params: Params) -> int:
+    from landcover.inference.stage import run_predict
+
+    def progress(done: int, total: int, what: str) -> None:
+        print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+    result = run_predict(params, args.input or params.predict.input, args.out or params.predict.out,
+                         args.model, args.split, args.subset, progress=progress)
+    s = result.summary()
+    print(f"predict: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
+          f"{s['km2']} km2 in {s['seconds']} s with {s['model']} -> {result.out_dir}")
+    if result.failed:
+        for key, reason in sorted(result.failed.items()):
+            print(f"  failed {key}: {reason}", file=sys.stderr)
+        print(f"landcover predict: error: {len(result.failed)} tile(s) failed: "
+              f"{', '.join(sorted(result.failed))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="batch inference: land cover, fuel and confidence COGs per tile")
+    p.add_argument("--input", type=Path, help="folder of <city_id>/<tile_id>/ tile folders, or a tiles/ parent")
+    p.add_argument("--out", type=Path, help="output folder (params predict.out)")
+    p.add_argument("--model", help="model URI (default models:/<mlflow.model_name>@champion)")
+    p.add_argument("--split", type=Path, help="optional split file to select tiles from")
+    p.add_argument("--subset", choices=("train", "val", "test"), help="with --split: which split to predict")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,124 @@
+"""GIS-ready outputs of one tile (BRIEF section 4): three COGs, provenance sidecar, STAC Item.
+
+Rows arrive from the sliding-window predictor and are written straight into plain tiled GeoTIFFs
+in a hidden temporary folder; each is then turned into a Cloud-Optimized GeoTIFF (rio-cogeo,
+overviews with 'mode' resampling for categories) and renamed into place. The provenance sidecar is
+written last: it marks the tile complete, and a rerun skips tiles whose sidecar matches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+from landcover.classes import CLASSES, colormap
+from landcover.fuel import FBFM40, fuel_colormap
+from landcover.inference.sliding import SlidingPredictor, TileSource
+from landcover.io_utils import atomic_write_json, atomic_write_text
+
+OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
+PROVENANCE = "provenance.json"
+STAC_ITEM = "item.json"
+
+
+@dataclass(frozen=True)
+class TileOutcome:
+    key: str
+    status: str  # "written" | "skipped"
+    pixels: int
+    km2: float
+
+
+def _categories_aux_xml(names: dict[int, str]) -> str:
+    """PAM sidecar: GDAL and QGIS show these category names for the codes."""
+    top = max(names) if names else 0
+    cats = "".join(f"<Category>{names.get(i, '')}</Category>" for i in range(top + 1))
+    return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{cats}</CategoryNames>'
+            "</PAMRasterBand></PAMDataset>\n")
+
+
+def provenance_matches(tile_out: Path, expected: dict) -> bool:
+    path = tile_out / PROVENANCE
+    if not path.is_file() or not all((tile_out / f).is_file() for f in OUTPUTS):
+        return False
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    keys = ("model", "crosswalk_version", "inputs", "window", "overlap")
+    return all(found.get(k) == expected.get(k) for k in keys)
+
+
+def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut: np.ndarray,
+               provenance: dict) -> TileOutcome:
+    tile_out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=tile_out))
+    try:
+        profile = dict(driver="GTiff", height=src.height, width=src.width, count=1, dtype="uint8",
+                       crs=src.profile["crs"], transform=src.profile["transform"], nodata=0,
+                       tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+        paths = {name: tmp / f"raw-{name}" for name in OUTPUTS}
+        # no timestamp in the rasters: a rerun of the same model on the same inputs gives the same bytes
+        tags = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+                for k, v in provenance.items() if k != "created"}
+        with rasterio.open(paths["landcover.tif"], "w", **profile) as lc, \
+                rasterio.open(paths["fuel.tif"], "w", **profile) as fu, \
+                rasterio.open(paths["confidence.tif"], "w", **profile) as co:
+            counted = [0]
+
+            def write_rows(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+                n = probs.shape[1]
+                window = rasterio.windows.Window(0, row0, src.width, n)
+                codes = np.where(valid, probs.argmax(0) + 1, 0).astype(np.uint8)
+                conf = np.where(valid, np.round(probs.max(0) * 100), 0).astype(np.uint8)
+                lc.write(codes, 1, window=window)
+                fu.write(lut[codes], 1, window=window)
+                co.write(conf, 1, window=window)
+                counted[0] += int(valid.sum())
+
+            predictor.predict(src, write_rows)
+            lc.write_colormap(1, colormap())
+            fu.write_colormap(1, fuel_colormap())
+            lc.set_band_description(1, "land cover class code (0 = nodata)")
+            fu.set_band_description(1, "Scott & Burgan (2005) FBFM40 fuel model code (0 = nodata)")
+            co.set_band_description(1, "top-class probability, percent (0 = nodata)")
+            for ds in (lc, fu, co):
+                ds.update_tags(**tags)
+            lc.update_tags(**{f"CLASS_{c.code}": c.name for c in CLASSES})
+            fu.update_tags(**{f"FUEL_{k}": f"{v[0]} {v[1]}" for k, v in FBFM40.items()})
+
+        cog_profile = cog_profiles.get("deflate")
+        cog_profile.update(blockxsize=256, blockysize=256)
+        # overviews down to about 128 px, at least one level even for small tiles
+        levels = max(1, math.ceil(math.log2(max(src.height, src.width) / 128)))
+        for name, raw in paths.items():
+            resampling = "average" if name == "confidence.tif" else "mode"
+            cog = tmp / f"cog-{name}"
+            cog_translate(raw, cog, cog_profile, overview_resampling=resampling, overview_level=levels,
+                          in_memory=False, quiet=True, use_cog_driver=False)
+            os.replace(cog, tile_out / name)  # same folder: atomic
+        atomic_write_text(tile_out / "landcover.tif.aux.xml",
+                          _categories_aux_xml({c.code: c.name for c in CLASSES}))
+        atomic_write_text(tile_out / "fuel.tif.aux.xml",
+                          _categories_aux_xml({k: v[0] for k, v in FBFM40.items()}))
+        atomic_write_json(tile_out / PROVENANCE, provenance)
+        km2 = counted[0] * abs(src.profile["transform"].a * src.profile["transform"].e) / 1e6
+        return TileOutcome(provenance["tile"], "written", counted[0], km2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def colour_interp_is_palette(path: Path) -> bool:
+    with rasterio.open(path) as ds:
+        return ds.colorinterp[0] == ColorInterp.palette

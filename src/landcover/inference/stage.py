@@ -1,0 +1,156 @@
+"""Batch inference: one implementation behind `landcover predict`, the DVC stage and the flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from landcover import __version__
+from landcover.config import Params
+from landcover.dataset import DataContractError, TileRef, discover_tiles
+from landcover.errors import LandcoverError
+from landcover.fuel import lookup_table
+from landcover.inference.outputs import OUTPUTS, STAC_ITEM, TileOutcome, provenance_matches, write_tile
+from landcover.inference.sliding import SlidingPredictor, TileSource
+from landcover.inference.stac import build_item
+from landcover.io_utils import atomic_write_json, sha256_file
+from landcover.model.bundle import ModelBundle
+from landcover.model.loading import ModelRef, load_bundle
+from landcover.tracking import connect
+
+MapFn = Callable[[Callable[[TileRef], TileOutcome], list[TileRef]], Iterable["TileOutcome | Exception"]]
+
+
+@dataclass
+class PredictResult:
+    out_dir: Path
+    model: ModelRef
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    km2: float = 0.0
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"model_uri": self.model.uri, "model": self.model.resolved_uri, "model_version": self.model.version,
+                "run_id": self.model.run_id, "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
+                "tiles_failed": len(self.failed), "failed": self.failed, "km2": round(self.km2, 3),
+                "seconds": round(self.seconds, 2)}
+
+
+def default_model_uri(p: Params) -> str:
+    return p.predict.model_uri or f"models:/{p.mlflow.model_name}@champion"
+
+
+@contextmanager
+def tile_lock(directory: Path):
+    """Exclusive lock on the tile's output folder: two runs never write one tile at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class TilePredictor:
+    """Per-tile work (the unit a flow maps): checksums, skip check, predict, write, STAC."""
+
+    def __init__(self, bundle: ModelBundle, ref: ModelRef, p: Params, out_dir: Path, device: str) -> None:
+        self.ref, self.out_dir = ref, Path(out_dir)
+        self.window, self.overlap = p.inference.window, p.inference.overlap
+        self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device)
+        self.crosswalk = {int(k): int(v) for k, v in bundle.meta.crosswalk.items()}
+        self.crosswalk_version = bundle.meta.crosswalk_version
+        self.lut = lookup_table(self.crosswalk)
+
+    def __call__(self, tile: TileRef) -> TileOutcome:
+        missing = [str(p) for p in tile.season_paths.values() if not p.is_file()]
+        if missing:
+            raise DataContractError(f"{missing[0]}: season file missing")
+        tile_out = self.out_dir / tile.city_id / tile.tile_id
+        with tile_lock(tile_out):
+            provenance = {
+                "tile": tile.key,
+                "model": {"uri": self.ref.resolved_uri, "name": self.ref.name, "version": self.ref.version,
+                          "run_id": self.ref.run_id},
+                "crosswalk_version": self.crosswalk_version,
+                "crosswalk": {str(k): v for k, v in sorted(self.crosswalk.items())},
+                "inputs": {p.name: sha256_file(p) for p in tile.season_paths.values()},
+                "window": self.window, "overlap": self.overlap,
+                "software_version": __version__,
+            }
+            if provenance_matches(tile_out, provenance):
+                return TileOutcome(tile.key, "skipped", 0, 0.0)
+            provenance["created"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+            with TileSource(tile) as src:
+                outcome = write_tile(self.predictor, src, tile_out, self.lut, provenance)
+            atomic_write_json(tile_out / STAC_ITEM, build_item(tile_out, tile.key, provenance).to_dict())
+            return outcome
+
+
+def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None
+                 ) -> tuple[list[TileRef], dict[str, str]]:
+    tiles, bad = discover_tiles(input_dir)
+    failed = {b.path: b.reason for b in bad}
+    if split_file is not None and subset:
+        from landcover.splitfile import read_split
+
+        wanted = {t.key for t in read_split(split_file, input_dir, subset)}
+        tiles = [t for t in tiles if t.key in wanted]
+    return tiles, failed
+
+
+def _serial_map(fn, tiles):
+    for tile in tiles:
+        try:
+            yield fn(tile)
+        except Exception as exc:  # noqa: BLE001 - reported per tile, the others go on
+            yield exc
+
+
+def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None = None,
+                split_file: Path | None = None, subset: str | None = None, map_fn: MapFn | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> PredictResult:
+    start = time.perf_counter()
+    connect(p.tracking_uri(), p.mlflow.experiment)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bundle, ref = load_bundle(model_uri or default_model_uri(p), device)
+    tiles, failed = select_tiles(Path(input_dir), split_file, subset)
+    if not tiles and not failed:
+        raise LandcoverError(f"{input_dir}: no tile folders found")
+    worker = TilePredictor(bundle, ref, p, out_dir, device)
+    result = PredictResult(Path(out_dir), ref, failed=dict(failed))
+    outcomes = (map_fn or _serial_map)(worker, tiles)
+    for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
+        if isinstance(outcome, Exception):
+            result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__
+        elif outcome.status == "skipped":
+            result.skipped.append(tile.key)
+        else:
+            result.written.append(tile.key)
+            result.km2 += outcome.km2
+        if progress:
+            progress(k, len(tiles), f"{tile.key}: {getattr(outcome, 'status', 'failed')}")
+    result.seconds = time.perf_counter() - start
+    atomic_write_json(Path(out_dir) / "run_summary.json", result.summary())
+    return result
+
+
+def outputs_of(out_dir: Path, tile_key: str) -> list[Path]:
+    return [Path(out_dir) / tile_key / name for name in OUTPUTS]
+
+
+def read_summary(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / "run_summary.json").read_text())
