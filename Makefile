@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: install demo test test-fast data bench lint clean ui
+.PHONY: install demo test test-fast data bench lint clean mlflow-ui prefect-ui serve
 
 install: $(STAMP)
 
@@ -27,19 +27,31 @@ data: install
 	  $(BIN)/landcover synth --out data && $(BIN)/dvc add data; fi
 
 demo: install
-	$(BIN)/python -m landcover.demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m flows.demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks
+
+# UIs bind to 127.0.0.1 only; set HOST=0.0.0.0 to expose them deliberately.
+HOST ?= 127.0.0.1
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlruns --host $(HOST) --port 5000
+
+prefect-ui: install
+	$(BIN)/prefect server start --host $(HOST) --port 4200
+
+# A local Prefect server, the process work pool, the deployments of prefect.yaml and a worker.
+serve: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" LANDCOVER_REPO="$(CURDIR)" HOST=$(HOST) bash scripts/serve.sh
 
 clean:
 	rm -rf reports outputs models splits metrics plots mlruns mlflow.db .prefect gx

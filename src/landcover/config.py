@@ -160,6 +160,8 @@ class PredictParams(_Section):
     input: Path = Path("data/tiles")
     out: Path = Path("outputs/fuelmaps")
     model_uri: str | None = None
+    workers: int = Field(1, ge=1)  # tiles at once (threads); torch already uses every core per tile
+    dask_address: str | None = None
 
 
 class FuelParams(_Section):

@@ -32,7 +32,8 @@ from landcover.training.data import IGNORE_INDEX, TrainCrops, ValCrops, index_ti
 from landcover.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
-STATE_FILE = "run.json"
+RUN_FILE = "run.json"  # the trained candidate: MLflow run and model URI (a DVC output)
+RESUME_FILE = "resume.json"
 
 
 @dataclass
@@ -92,17 +93,24 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
                           **loader_kw)
     val_dl = DataLoader(val_ds, batch_size=t.batch_size, **loader_kw)
 
-    # resume: an unfinished run with a last checkpoint continues in the same MLflow run
-    state_path = out_dir / STATE_FILE
+    # resume: an unfinished run with a last checkpoint and the same params continues in the same
+    # MLflow run. The state lives beside the checkpoints, outside the DVC output (which DVC clears).
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state_path = ckpt_dir / RESUME_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     last_ckpt = ckpt_dir / "last.ckpt"
-    resume = state.get("status") == "running" and last_ckpt.exists() and not fast_dev_run
+    phash = params_hash({"train": t.model_dump(mode="json"), "split": file_hash(split_file)})
+    resume = (state.get("status") == "running" and state.get("params_hash") == phash
+              and last_ckpt.exists() and not fast_dev_run)
+    if not resume:
+        for stale in ckpt_dir.glob("*.ckpt"):
+            stale.unlink()
     run_id = state["run_id"] if resume else None
 
     logger = MLFlowLogger(experiment_name=p.mlflow.experiment, tracking_uri=p.tracking_uri(),
                           run_id=run_id, log_model=False)
     run_id = logger.run_id
-    atomic_write_json(state_path, {"run_id": run_id, "status": "running"})
+    atomic_write_json(state_path, {"run_id": run_id, "status": "running", "params_hash": phash})
     client = logger.experiment
     if not resume:
         lineage = {
@@ -143,7 +151,8 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
         info = log_bundle_model(bundle_dir)
         if Path(curves.path).exists():
             mlflow.log_artifact(str(curves.path), "curves")
-    atomic_write_json(state_path, {"run_id": run_id, "status": "finished", "model_uri": info.model_uri})
+    atomic_write_json(state_path, {"run_id": run_id, "status": "finished", "params_hash": phash})
+    atomic_write_json(out_dir / RUN_FILE, {"run_id": run_id, "model_uri": info.model_uri})
     if not fast_dev_run:
         atomic_write_json(Path("metrics/train.json"), metrics)
     client.set_terminated(run_id, "FINISHED")

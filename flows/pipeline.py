@@ -1,0 +1,92 @@
+"""Training pipeline flow: validate -> split -> train -> evaluate -> promote -> predict (test tiles).
+
+Each task runs one stage through DVC (`dvc repro --single-item <stage>`), so the Prefect door and
+`dvc repro` execute the same command, stages whose inputs did not change are skipped, and
+dvc.lock stays true whichever door was used. After each stage the flow publishes what it produced
+as a Prefect artifact.
+
+Run: `python flows/pipeline.py` or the `training-pipeline` deployment (prefect.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from landcover import reporting
+
+STAGES = ("validate", "split", "train", "evaluate", "promote", "predict")
+# stages whose failure is most likely transient I/O (tracking server, registry, object storage)
+RETRIES = {"promote": 2, "predict": 1}
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+@task(name="dvc-stage", task_run_name="{stage}", cache_policy=NO_CACHE)
+def run_stage(stage: str, repo: str, force: bool = False) -> str:
+    """Run one DVC stage; its own log goes to the Prefect log, a failure names the stage."""
+    logger = get_run_logger()
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.strip() and "Downloading artifacts" not in line:
+            logger.info(line)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise StageFailed(f"stage {stage} failed (exit {proc.returncode}): {tail}")
+    return proc.stdout
+
+
+def _publish(stage: str, repo: Path) -> None:
+    docs = {
+        "validate": ("validation-summary", lambda: _validation_md(repo)),
+        "split": ("split-statistics", lambda: reporting.split_markdown(repo / "metrics/split.json")),
+        "evaluate": ("evaluation-report", lambda: reporting.evaluation_markdown(repo / "metrics/evaluate.json")),
+        "promote": ("promotion-decision", lambda: reporting.promotion_markdown(repo / "metrics/promotion.json")),
+        "predict": ("inference-summary",
+                    lambda: reporting.inference_markdown(repo / "outputs/fuelmaps/run_summary.json")),
+    }
+    if stage in docs:
+        key, build = docs[stage]
+        create_markdown_artifact(key=key, markdown=build(), description=f"{stage} stage")
+
+
+def _validation_md(repo: Path) -> str:
+    s = json.loads((repo / "reports/validation/summary.json").read_text())
+    return (f"# Tile validation\n\n{s['tiles_checked']} tiles checked, {s['tiles_passed']} passed, "
+            f"{s['tiles_quarantined']} quarantined ({s['quarantined_fraction']:.1%}).\n\n"
+            f"Data Docs: `{repo / 'reports/validation/data_docs'}`\n")
+
+
+@flow(name="training-pipeline", log_prints=True)
+def training_pipeline(repo: str = ".", force: bool = False, stages: list[str] | None = None) -> dict:
+    """Validate, split, train, evaluate, promote and predict the test tiles, as DVC stages.
+
+    Args:
+        repo: Repository root holding dvc.yaml and params.yaml (the worker's working directory).
+        force: Re-run stages even when DVC finds them up to date.
+        stages: Subset of stages to run, in pipeline order (default: all).
+    """
+    repo_path = Path(repo).resolve()
+    chosen = [s for s in STAGES if stages is None or s in stages]
+    for stage in chosen:
+        run_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=10)(stage, str(repo_path), force)
+        _publish(stage, repo_path)
+    decision = json.loads((repo_path / "metrics/promotion.json").read_text()) \
+        if (repo_path / "metrics/promotion.json").exists() else {}
+    print(f"pipeline done: stages {', '.join(chosen)}; promotion: {decision.get('alias', 'n/a')}")
+    return {"stages": chosen, "promotion": decision}
+
+
+if __name__ == "__main__":
+    training_pipeline()

@@ -1,0 +1,46 @@
+"""`landcover evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from landcover.config import Params
+
+
+def _run(args: argparse.Namespace, params: Params) -> int:
+    from landcover.evaluation.stage import run_evaluation
+
+    run_file = Path(args.run or Path(params.train.out) / "run.json")
+    model_uri, run_id = args.model, None
+    if model_uri is None:
+        if not run_file.is_file():
+            from landcover.errors import LandcoverError
+
+            raise LandcoverError(f"{run_file}: no trained candidate (run `landcover train` or pass --model)")
+        state = json.loads(run_file.read_text())
+        model_uri, run_id = state["model_uri"], state["run_id"]
+    result = run_evaluation(
+        params, args.data or params.data.root, args.split or params.split.out, model_uri,
+        args.out, args.metrics or params.evaluate.metrics, log_to_run=run_id,
+        progress=lambda d, t, w: print(f"[{d}/{t}] {w}", file=sys.stderr, flush=True),
+    )
+    m = result.metrics
+    print(f"test mIoU {m['miou']:.4f}, accuracy {m['accuracy']:.4f} over {m['tiles']} tiles, {m['pixels']} pixels")
+    for name, v in m["iou"].items():
+        print(f"  IoU {name:<20} {v:.4f}")
+    print("  without a season: " + ", ".join(f"{k} {v:.4f}" for k, v in m["missing_season"].items()))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="whole-tile test evaluation (sliding window, as in batch inference)")
+    p.add_argument("--data", type=Path, help="dataset root (params data.root)")
+    p.add_argument("--split", type=Path, help="split file (params split.out)")
+    p.add_argument("--model", help="model URI (default: the candidate of models/candidate/run.json)")
+    p.add_argument("--run", type=Path, help="training run file (default <train.out>/run.json)")
+    p.add_argument("--out", type=Path, help="report folder (params evaluate.out)")
+    p.add_argument("--metrics", type=Path, help="metrics JSON (params evaluate.metrics)")
+    p.set_defaults(handler=_run)

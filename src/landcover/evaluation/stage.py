@@ -1,0 +1,155 @@
+"""Test evaluation on whole tiles, through the same sliding-window code batch inference uses.
+
+One confusion matrix is accumulated over every labelled test pixel (each pixel counted once);
+every figure derives from it (landcover.metrics). Per-city and per-zone matrices give the
+geographic spread; re-running with each season blanked to nodata measures robustness to a
+missing mosaic.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from rasterio.windows import Window
+
+from landcover.bands import SEASONS
+from landcover.classes import CLASS_NAMES, NUM_CLASSES
+from landcover.config import Params
+from landcover.dataset import TileRef, read_cities, read_label, tiles_dir
+from landcover.errors import LandcoverError
+from landcover.inference.sliding import SlidingPredictor, TileSource
+from landcover.io_utils import atomic_path, atomic_write_json
+from landcover.lineage import data_version, file_hash
+from landcover.metrics import confusion_counts, scores_from_confusion
+from landcover.model.loading import load_bundle
+from landcover.plots import confusion_matrix_figure, per_class_bars
+from landcover.splitfile import read_split
+from landcover.tracking import connect
+
+SAMPLE_EVERY = 97  # pixels kept for DVC's confusion plot (a prime, so no grid aliasing)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict
+    out_dir: Path
+    confusion: np.ndarray
+
+
+def _tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | None,
+                    samples: list | None) -> np.ndarray:
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    with TileSource(tile, drop) as src:
+        def score(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+            nonlocal cm
+            label = read_label(tile, Window(0, row0, src.width, probs.shape[1]))
+            target = label.astype(np.int64) - 1
+            target[(label == 0) | (label > NUM_CLASSES) | ~valid] = 255  # unlabelled / no data
+            pred = probs.argmax(0)
+            cm += confusion_counts(pred, target)
+            if samples is not None:
+                t, pr = target.ravel(), pred.ravel()
+                keep = np.flatnonzero(t != 255)[::SAMPLE_EVERY]
+                samples.extend(zip(t[keep].tolist(), pr[keep].tolist(), strict=True))
+
+        predictor.predict(src, score)
+    return cm
+
+
+def _named(values: list[float]) -> dict[str, float]:
+    return {n: round(float(v), 4) for n, v in zip(CLASS_NAMES, values, strict=True)}
+
+
+def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str, out_dir: Path | None = None,
+                   metrics_path: Path | None = None, log_to_run: str | None = None,
+                   missing_seasons: bool = True, progress: Callable[[int, int, str], None] | None = None
+                   ) -> EvalResult:
+    out_dir = Path(out_dir or p.evaluate.out)
+    connect(p.tracking_uri(), p.mlflow.experiment)
+    tiles = read_split(split_file, data_root, "test")
+    if not tiles:
+        raise LandcoverError(f"{split_file}: the test split is empty")
+    root = tiles_dir(data_root).parent if (Path(data_root) / "tiles").is_dir() else Path(data_root)
+    cities = read_cities(root / "cities.csv")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bundle, ref = load_bundle(model_uri, device)
+    predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size, device)
+
+    total = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    by_city: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
+    by_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
+    samples: list[tuple[int, int]] = []
+    for k, tile in enumerate(tiles, start=1):
+        cm = _tile_confusion(predictor, tile, None, samples)
+        total += cm
+        by_city[tile.city_id] += cm
+        zone = cities[tile.city_id].climate_zone if tile.city_id in cities else "unknown"
+        by_zone[zone] += cm
+        if progress:
+            progress(k, len(tiles), tile.key)
+
+    season_miou = {}
+    if missing_seasons:
+        for season in SEASONS:
+            cm = sum(_tile_confusion(predictor, t, season, None) for t in tiles)
+            season_miou[season] = round(scores_from_confusion(cm)["miou"], 4)
+
+    s = scores_from_confusion(total)
+    metrics = {
+        "miou": round(s["miou"], 4), "accuracy": round(s["accuracy"], 4),
+        "iou": _named(s["iou"]), "precision": _named(s["precision"]), "recall": _named(s["recall"]),
+        "f1": _named(s["f1"]),
+        "per_city": {c: round(scores_from_confusion(m)["miou"], 4) for c, m in sorted(by_city.items())},
+        "per_zone": {z: round(scores_from_confusion(m)["miou"], 4) for z, m in sorted(by_zone.items())},
+        "missing_season": season_miou,
+        "pixels": int(total.sum()), "tiles": len(tiles),
+        "model_uri": ref.resolved_uri, "run_id": ref.run_id,
+        "split_hash": file_hash(split_file), "data_version": data_version(),
+    }
+    _write_outputs(out_dir, metrics, total, samples)
+    if metrics_path:
+        atomic_write_json(Path(metrics_path), metrics)
+    if log_to_run:
+        _log(log_to_run, metrics, out_dir)
+    return EvalResult(metrics, out_dir, total)
+
+
+def _write_outputs(out_dir: Path, metrics: dict, cm: np.ndarray, samples: list[tuple[int, int]]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    confusion_matrix_figure(cm, out_dir / "confusion_matrix.png", f"Test confusion matrix (mIoU {metrics['miou']:.3f})")
+    per_class_bars(metrics["iou"], out_dir / "per_class_iou.png", "Test IoU per class")
+    with atomic_path(out_dir / "confusion_matrix.csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["reference"] + list(CLASS_NAMES))
+        for name, row in zip(CLASS_NAMES, cm.tolist(), strict=True):
+            w.writerow([name, *row])
+    with atomic_path(out_dir / "confusion_samples.csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)  # DVC's confusion template needs one record per (sampled) pixel
+        w.writerow(["actual", "predicted"])
+        w.writerows((CLASS_NAMES[a], CLASS_NAMES[b]) for a, b in samples)
+    with atomic_path(out_dir / "per_class.csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "iou", "precision", "recall", "f1"])
+        for name in CLASS_NAMES:
+            w.writerow([name, metrics["iou"][name], metrics["precision"][name], metrics["recall"][name],
+                        metrics["f1"][name]])
+
+
+def _log(run_id: str, metrics: dict, out_dir: Path) -> None:
+    with mlflow.start_run(run_id=run_id):
+        flat = {"test_miou": metrics["miou"], "test_accuracy": metrics["accuracy"]}
+        for group in ("iou", "f1", "precision", "recall"):
+            flat.update({f"test_{group}_{k.replace(' ', '_')}": v for k, v in metrics[group].items()})
+        flat.update({f"test_miou_zone_{k}": v for k, v in metrics["per_zone"].items()})
+        flat.update({f"test_miou_without_{k}": v for k, v in metrics["missing_season"].items()})
+        mlflow.log_metrics(flat)
+        for name in ("confusion_matrix.png", "per_class_iou.png", "metrics.json", "confusion_matrix.csv"):
+            mlflow.log_artifact(str(out_dir / name), "evaluation")

@@ -1,0 +1,69 @@
+"""Markdown summaries of stage outputs, for Prefect artifacts and terminal output.
+
+Presentation only: every number comes from a file the stage wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def split_markdown(stats_path: Path) -> str:
+    s = _load(stats_path)
+    if not s:
+        return f"No split statistics at `{stats_path}`."
+    rows = "\n".join(
+        f"| {k} | {s[k]['cities']} | {s[k]['tiles']} | {s[k]['tile_share']:.1%} |" for k in ("train", "val", "test")
+    )
+    return (
+        "# Split\n\n| split | cities | tiles | tile share |\n|---|---:|---:|---:|\n" + rows + "\n\n"
+        f"Largest share differences from the whole: zones {s.get('max_zone_share_diff', float('nan')):.3f}, "
+        f"classes {s.get('max_class_share_diff', float('nan')):.3f}; seed {s.get('seed')}.\n"
+    )
+
+
+def evaluation_markdown(metrics_path: Path) -> str:
+    m = _load(metrics_path)
+    if not m:
+        return f"No evaluation metrics at `{metrics_path}`."
+    iou = "\n".join(f"| {k} | {v:.3f} | {m['f1'][k]:.3f} |" for k, v in m["iou"].items())
+    seasons = ", ".join(f"{k} {v:.3f}" for k, v in m.get("missing_season", {}).items())
+    zones = ", ".join(f"{k} {v:.3f}" for k, v in m.get("per_zone", {}).items())
+    return (
+        f"# Test evaluation\n\nModel `{m['model_uri']}` on {m['tiles']} whole test tiles ({m['pixels']:,} "
+        f"labelled pixels): **mIoU {m['miou']:.3f}**, overall accuracy {m['accuracy']:.3f}.\n\n"
+        f"| class | IoU | F1 |\n|---|---:|---:|\n{iou}\n\n"
+        f"mIoU per climate zone: {zones}.\n\nmIoU with one season missing: {seasons}.\n"
+    )
+
+
+def promotion_markdown(decision_path: Path) -> str:
+    d = _load(decision_path)
+    if not d:
+        return f"No promotion decision at `{decision_path}`."
+    reasons = "\n".join(f"- {r}" for r in d.get("reasons", [])) or "- all gates passed"
+    return (
+        f"# Promotion\n\nModel `{d.get('model_name')}` version **{d.get('version')}** is now "
+        f"**{d.get('alias')}**.\n\n{reasons}\n"
+    )
+
+
+def inference_markdown(summary_path: Path) -> str:
+    s = _load(summary_path)
+    if not s:
+        return f"No inference summary at `{summary_path}`."
+    failed = "\n".join(f"- `{k}`: {v}" for k, v in sorted(s.get("failed", {}).items()))
+    return (
+        f"# Batch inference\n\n| tiles written | up to date | failed | km² | seconds | model |\n"
+        f"|---:|---:|---:|---:|---:|---|\n| {s['tiles_written']} | {s['tiles_skipped']} | {s['tiles_failed']} | "
+        f"{s['km2']} | {s['seconds']} | `{s['model']}` (version {s.get('model_version') or '-'}) |\n"
+        + (f"\nFailed tiles:\n{failed}\n" if failed else "")
+    )
