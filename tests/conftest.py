@@ -32,3 +32,49 @@ def dataset_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(tiny_dataset, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real MLflow tracking store (SQLite) with artifacts in a temporary folder, used by every
+    test that trains, evaluates, promotes or predicts."""
+    import os
+
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.MlflowClient(uri).create_experiment("landcover", artifact_location=(root / "mlruns").as_uri())
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+TINY_TRAIN = {
+    "train.crop_size": 32, "train.crops_per_tile": 4, "train.batch_size": 8, "train.epochs": 2,
+    "train.encoder_depth": 3, "train.val_crops_per_tile": 2, "inference.window": 64, "inference.overlap": 16,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from landcover.split import run_split
+
+    out = tmp_path_factory.mktemp("split")
+    run_split(tiny_dataset, out / "split.csv", out / "split.json", load_params(REPO / "params.yaml"))
+    return out / "split.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset: Path, tiny_split: Path, mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
+    """A smoke-trained (fast_dev_run) model logged to the test store: real files, random skill."""
+    from landcover.training.stage import run_train
+
+    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    out = tmp_path_factory.mktemp("model") / "candidate"
+    return run_train(p, tiny_dataset, tiny_split, out, fast_dev_run=True)

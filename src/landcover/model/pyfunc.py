@@ -18,6 +18,10 @@ class LandcoverModel(mlflow.pyfunc.PythonModel):
         self.bundle = ModelBundle.load(Path(context.artifacts[BUNDLE_ARTIFACT]))
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
+        if isinstance(model_input, dict):  # a named tensor (e.g. from a serving payload)
+            if len(model_input) != 1:
+                raise ValueError(f"expected one input tensor, got {sorted(model_input)}")
+            model_input = next(iter(model_input.values()))
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 40:
             raise ValueError(f"expected (N, 40, H, W) reflectances, got shape {x.shape}")
@@ -35,8 +39,8 @@ def log_bundle_model(bundle_dir: Path, name: str = "model") -> mlflow.models.mod
     example = np.full((1, 40, 32, 32), 1000.0, dtype=np.float32)
     # any batch size and window size: (N, 40, H, W) in, (N, 10, H, W) out
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 40, -1, -1), "reflectance_x10000")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10, -1, -1), "class_probabilities")]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 40, -1, -1))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10, -1, -1))]),
     )
     return mlflow.pyfunc.log_model(
         name=name,

@@ -1,0 +1,152 @@
+"""Training stage: smoke run with a tiny model, the logged MLflow model, bad params, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from landcover.config import load_params
+from landcover.errors import LandcoverError
+from landcover.model.normalization import NormStats
+from landcover.training.data import IGNORE_INDEX, TrainCrops, index_tiles, to_target
+from landcover.training.stage import run_train, trainer_settings
+from landcover.splitfile import read_split
+
+from conftest import REPO, TINY_TRAIN
+
+
+def test_fast_dev_run_logs_a_loadable_model(tiny_model, mlflow_store: str) -> None:
+    run = mlflow.get_run(tiny_model.run_id)
+    assert run.data.tags["data_version"] and run.data.tags["split_hash"] != "missing"
+    assert run.data.params["arch"] == "Unet" and "git_commit" in run.data.tags
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(tiny_model.run_id, "figures")}
+    assert {"figures/val_confusion_matrix.png", "figures/val_overlays.png"} <= artifacts
+    model = mlflow.pyfunc.load_model(tiny_model.model_uri)
+    x = np.random.default_rng(0).integers(1, 5000, (2, 40, 48, 40)).astype(np.float32)
+    probs = model.predict(x)
+    assert probs.shape == (2, 10, 48, 40)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    norm = NormStats.load(tiny_model.out_dir / "norm_stats.json")
+    assert norm.mean.shape == (40,) and (norm.std > 0).all()
+
+
+def test_norm_stats_use_training_split_only(tiny_model, tiny_dataset: Path, tiny_split: Path) -> None:
+    from landcover.model.normalization import compute_norm_stats
+
+    train = compute_norm_stats(read_split(tiny_split, tiny_dataset, "train"))
+    test = compute_norm_stats(read_split(tiny_split, tiny_dataset, "test"))
+    saved = NormStats.load(tiny_model.out_dir / "norm_stats.json")
+    assert np.allclose(saved.mean, train.mean, atol=1e-6)
+    assert not np.allclose(saved.mean, test.mean, atol=1e-6)
+
+
+def test_crops_are_windows_with_augmentation_and_season_dropout(tiny_dataset: Path, tiny_split: Path) -> None:
+    tiles = read_split(tiny_split, tiny_dataset, "train")
+    infos = index_tiles(tiles, 32, (1, 3, 4))
+    norm = NormStats(np.full(40, 0.1, np.float32), np.full(40, 0.1, np.float32))
+    ds = TrainCrops(infos, norm, 32, 8, rare_share=1.0, season_dropout=1.0)
+    torch.manual_seed(0)
+    x, y = ds[0]
+    assert x.shape == (40, 32, 32) and y.shape == (32, 32) and y.dtype == torch.int64
+    blank = [(x[s * 10 : (s + 1) * 10] == 0).all().item() for s in range(4)]
+    assert sum(blank) == 3  # dropout never removes every season
+    assert set(np.unique(y.numpy())) <= set(range(10)) | {IGNORE_INDEX}
+
+
+def test_rare_class_sampling_finds_rare_pixels(tiny_dataset: Path, tiny_split: Path) -> None:
+    tiles = read_split(tiny_split, tiny_dataset, "train")
+    infos = [i for i in index_tiles(tiles, 32, (1,)) if len(i.rare_rc)]
+    assert infos, "no road pixels in the tiny training split"
+    norm = NormStats(np.full(40, 0.1, np.float32), np.full(40, 0.1, np.float32))
+    biased = TrainCrops(infos, norm, 32, 16, rare_share=1.0, season_dropout=0.0, augment=False)
+    uniform = TrainCrops(infos, norm, 32, 16, rare_share=0.0, season_dropout=0.0, augment=False)
+    torch.manual_seed(1)
+    share = lambda ds: np.mean([(ds[i][1] == 0).float().mean().item() for i in range(len(ds))])  # noqa: E731
+    assert share(biased) > share(uniform)
+
+
+def test_to_target_ignores_unlabelled() -> None:
+    t = to_target(np.array([[0, 1, 10, 11]], np.uint8))
+    assert t.tolist() == [[IGNORE_INDEX, 0, 9, IGNORE_INDEX]]
+
+
+def test_trainer_settings_pick_precision_by_device() -> None:
+    s = trainer_settings(load_params(REPO / "params.yaml"))
+    assert s["accelerator"] == "auto"
+    assert s["precision"] == ("bf16-mixed" if torch.cuda.is_available() else "32-true")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train.encoder": "resnet9000"}, "train.encoder"),
+        ({"train.arch": "NotANet"}, "train.arch"),
+        ({"train.crop_size": 128}, "train.crop_size"),
+    ],
+)
+def test_bad_params_fail_before_training(tiny_dataset, tiny_split, mlflow_store, tmp_path, override, message):
+    p = load_params(REPO / "params.yaml", {**TINY_TRAIN, **override})
+    runs_before = len(mlflow.search_runs(search_all_experiments=True))
+    with pytest.raises(LandcoverError, match=message.replace(".", r"\.")):
+        run_train(p, tiny_dataset, tiny_split, tmp_path / "m", fast_dev_run=True)
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before
+
+
+def test_empty_training_split_is_an_error(tiny_dataset, mlflow_store, tmp_path) -> None:
+    split = tmp_path / "split.csv"
+    split.write_text("city_id,tile_id,split\n")
+    with pytest.raises(LandcoverError, match="training split is empty"):
+        run_train(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, split, tmp_path / "m")
+
+
+def test_unreachable_tracking_server_fails_fast(tiny_dataset, tiny_split, mlflow_store, tmp_path,
+                                                monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on port 9
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LandcoverError, match="unreachable"):
+            run_train(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, tiny_split, tmp_path / "m")
+    finally:
+        mlflow.set_tracking_uri(mlflow_store)
+    assert time.perf_counter() - start < 60
+    assert not (tmp_path / "m").exists()  # nothing trained without logging
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_in_the_same_run(tiny_dataset, tiny_split, mlflow_store, tmp_path) -> None:
+    """SIGKILL mid-run, start again: it continues from last.ckpt in the same MLflow run."""
+    out = tmp_path / "candidate"
+    ckpts = tmp_path / "candidate-checkpoints"
+    sets = [f"--set={k}={v}" for k, v in {**TINY_TRAIN, "train.epochs": 6, "train.crops_per_tile": 16}.items()]
+    cmd = [sys.executable, "-m", "landcover.cli", "--params", str(REPO / "params.yaml"), *sets,
+           "train", "--data", str(tiny_dataset), "--split", str(tiny_split), "--out", str(out)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "last.ckpt").exists():
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((ckpts / "resume.json").read_text())
+    assert state["status"] == "running" and (ckpts / "last.ckpt").exists()
+    killed_at = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert killed_at < 5, "training finished before it could be killed"
+
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "run.json").read_text())["run_id"] == state["run_id"]
+    history = mlflow.MlflowClient(mlflow_store).get_metric_history(state["run_id"], "val_miou")
+    assert len(history) >= 6  # every epoch, before and after the kill, in the one run
+    final = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert final == 5
