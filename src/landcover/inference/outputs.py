@@ -48,6 +48,15 @@ def _categories_aux_xml(names: dict[int, str]) -> str:
             "</PAMRasterBand></PAMDataset>\n")
 
 
+def remove_stale_temporaries(tile_out: Path) -> list[Path]:
+    """Leftovers of a killed run (hidden temporary folders/files). Call with the tile lock held."""
+    stale = [p for p in tile_out.glob(".*") if p.name.startswith((".tmp-", ".provenance.json.", ".item.json.",
+                                                                   ".landcover.tif", ".fuel.tif"))]
+    for p in stale:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return stale
+
+
 def provenance_matches(tile_out: Path, expected: dict) -> bool:
     path = tile_out / PROVENANCE
     if not path.is_file() or not all((tile_out / f).is_file() for f in OUTPUTS):

@@ -19,7 +19,14 @@ from landcover.config import Params
 from landcover.dataset import DataContractError, TileRef, discover_tiles
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
-from landcover.inference.outputs import OUTPUTS, STAC_ITEM, TileOutcome, provenance_matches, write_tile
+from landcover.inference.outputs import (
+    OUTPUTS,
+    STAC_ITEM,
+    TileOutcome,
+    provenance_matches,
+    remove_stale_temporaries,
+    write_tile,
+)
 from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, sha256_file
@@ -81,6 +88,7 @@ class TilePredictor:
             raise DataContractError(f"{missing[0]}: season file missing")
         tile_out = self.out_dir / tile.city_id / tile.tile_id
         with tile_lock(tile_out):
+            remove_stale_temporaries(tile_out)
             provenance = {
                 "tile": tile.key,
                 "model": {"uri": self.ref.resolved_uri, "name": self.ref.name, "version": self.ref.version,

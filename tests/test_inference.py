@@ -1,0 +1,181 @@
+"""Batch inference: GIS-ready COGs, provenance, reruns, corrupt inputs, kills and concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import ColorInterp
+from rio_cogeo.cogeo import cog_validate
+
+from landcover.cli import main as cli_main
+from landcover.config import load_params
+from landcover.dataset import discover_tiles
+from landcover.inference.outputs import OUTPUTS
+from landcover.inference.stage import run_predict
+from landcover.synth.generate import SynthOptions, generate
+
+from conftest import REPO, TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(REPO / "params.yaml", TINY_TRAIN)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three tiles of 100 px: a size no window divides."""
+    root = tmp_path_factory.mktemp("pred") / "data"
+    generate(root, SynthOptions(cities=3, tiles_per_city=1, size=100, seed=9))
+    return root
+
+
+@pytest.fixture(scope="module")
+def predicted(inputs, tiny_model, params, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "fuelmaps"
+    result = run_predict(params, inputs, out, tiny_model.model_uri)
+    return out, result
+
+
+def _digest(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*.tif"))}
+
+
+def test_outputs_are_valid_cogs_on_the_input_grid(predicted, inputs, params) -> None:
+    out, result = predicted
+    assert len(result.written) == 3 and not result.failed
+    crosswalk = set(params.fuel.crosswalk.values())
+    for tile in discover_tiles(inputs)[0]:
+        with rasterio.open(tile.season_path("summer")) as src:
+            grid = (src.crs, src.transform, src.shape)
+        for name in OUTPUTS:
+            path = out / tile.city_id / tile.tile_id / name
+            valid, errors, _ = cog_validate(path, quiet=True)
+            assert valid, (path, errors)
+            with rasterio.open(path) as ds:
+                assert (ds.crs, ds.transform, ds.shape) == grid
+                assert ds.dtypes[0] == "uint8" and ds.nodata == 0
+                assert ds.overviews(1), f"{path}: no overviews"
+                data = ds.read(1)
+                tags = ds.tags()
+                assert json.loads(tags["model"])["run_id"] and tags["crosswalk_version"] == params.fuel.crosswalk_version
+                if name == "landcover.tif":
+                    assert set(np.unique(data)) <= set(range(11))
+                    assert ds.colorinterp[0] == ColorInterp.palette
+                    assert ds.colormap(1)[8][:3] == (0x33, 0xA0, 0x2C)
+                    assert tags["CLASS_9"] == "Coniferous Forest"
+                    assert ds.tags(1) is not None and ds.overviews(1)
+                    assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") in (None, "COG")
+                elif name == "fuel.tif":
+                    assert set(np.unique(data)) <= crosswalk | {0}
+                    assert ds.colorinterp[0] == ColorInterp.palette
+                else:
+                    assert data.max() <= 100 and data[data > 0].min() >= 10
+        tile_out = out / tile.city_id / tile.tile_id
+        prov = json.loads((tile_out / "provenance.json").read_text())
+        assert set(prov["inputs"]) == {"spring.tif", "summer.tif", "autumn.tif", "winter.tif"}
+        assert "Coniferous Forest" in (tile_out / "landcover.tif.aux.xml").read_text()
+        item = json.loads((tile_out / "item.json").read_text())
+        assert any("classification" in e for e in item["stac_extensions"])
+        assert item["assets"]["landcover"]["classification:classes"][0]["value"] == 1
+
+
+def test_fuel_is_the_crosswalk_of_landcover(predicted, params) -> None:
+    out, _ = predicted
+    lut = np.zeros(256, np.uint8)
+    for k, v in params.fuel.crosswalk.items():
+        lut[k] = v
+    for lc in out.rglob("landcover.tif"):
+        with rasterio.open(lc) as a, rasterio.open(lc.with_name("fuel.tif")) as b:
+            assert np.array_equal(lut[a.read(1)], b.read(1))
+
+
+def test_rerun_does_no_work(predicted, inputs, tiny_model, params) -> None:
+    out, _ = predicted
+    before = _digest(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")}
+    again = run_predict(params, inputs, out, tiny_model.model_uri)
+    assert len(again.skipped) == 3 and not again.written
+    assert _digest(out) == before
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")} == mtimes
+
+
+def test_corrupt_tile_is_reported_and_others_complete(inputs, tiny_model, tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(inputs, data)
+    bad = discover_tiles(data)[0][1]
+    path = bad.season_path("winter")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # truncated
+    (data / "tiles" / bad.city_id / "bad..id").mkdir()
+    out = tmp_path / "out"
+    sets = [f"--set={k}={v}" for k, v in TINY_TRAIN.items()]
+    code = cli_main(["--params", str(REPO / "params.yaml"), *sets, "predict", "--input", str(data), "--out",
+                     str(out), "--model", tiny_model.model_uri])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"failed {bad.key}" in err and "winter.tif" in err
+    assert "bad..id" in err
+    assert len(list(out.rglob("landcover.tif"))) == 2
+    assert not (out / bad.city_id / bad.tile_id / "landcover.tif").exists()
+
+
+def _predict_cmd(inputs: Path, out: Path, model_uri: str) -> list[str]:
+    sets = [f"--set={k}={v}" for k, v in TINY_TRAIN.items()]
+    return [sys.executable, "-m", "landcover.cli", "--params", str(REPO / "params.yaml"), *sets, "predict",
+            "--input", str(inputs), "--out", str(out), "--model", model_uri]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_outputs(predicted, inputs, tiny_model, mlflow_store, tmp_path) -> None:
+    reference, _ = predicted
+    out = tmp_path / "out"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    proc = subprocess.Popen(_predict_cmd(inputs, out, tiny_model.model_uri), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.rglob("provenance.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.rglob("provenance.json")))
+    assert done_before < 3, "the run finished before it was killed"
+    rerun = subprocess.run(_predict_cmd(inputs, out, tiny_model.model_uri), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert _digest(out) == _digest(reference)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "stray temporary files"
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_folder(inputs, tiny_model, mlflow_store, tmp_path, predicted) -> None:
+    reference, _ = predicted
+    out = tmp_path / "out"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    procs = [subprocess.Popen(_predict_cmd(inputs, out, tiny_model.model_uri), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-1000:] for r in results]
+    assert _digest(out) == _digest(reference)
+    for path in out.rglob("*.tif"):
+        assert cog_validate(path, quiet=True)[0]
+    summaries = [json.loads((out / "run_summary.json").read_text())]
+    assert summaries[0]["tiles_written"] + summaries[0]["tiles_skipped"] == 3
+
+
+def test_unknown_model_is_a_clear_error(inputs, mlflow_store, tmp_path, capsys) -> None:
+    code = cli_main(["--params", str(REPO / "params.yaml"), "predict", "--input", str(inputs), "--out",
+                     str(tmp_path / "o"), "--model", "models:/no-such-model@champion"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert "no-such-model" in err and len(err.splitlines()) == 1
