@@ -45,7 +45,7 @@ def main() -> int:
 Demo finished in {minutes:.1f} min.
   test mIoU           {evaluation['miou']:.3f} ({evaluation['tiles']} test tiles); promotion: version {promotion.get('version')} -> {promotion.get('alias')}
   fuel maps           outputs/fuelmaps/<city_id>/<tile_id>/{{landcover,fuel,confidence}}.tif (+ provenance.json, item.json)
-  validation report   reports/validation/report.csv; Data Docs: reports/validation/data_docs/local_site/index.html
+  validation report   reports/validation/report.csv; Data Docs: reports/validation/data_docs/index.html
   evaluation report   reports/evaluation/ (confusion_matrix.png, per_class_iou.png, metrics.json)
   metrics and plots   .venv/bin/dvc metrics show; .venv/bin/dvc plots show (writes dvc_plots/index.html)
   MLflow UI           make mlflow-ui  -> http://127.0.0.1:5000 (model registry: '{params.mlflow.model_name}')

@@ -65,7 +65,7 @@ def _validation_md(repo: Path) -> str:
     s = json.loads((repo / "reports/validation/summary.json").read_text())
     return (f"# Tile validation\n\n{s['tiles_checked']} tiles checked, {s['tiles_passed']} passed, "
             f"{s['tiles_quarantined']} quarantined ({s['quarantined_fraction']:.1%}).\n\n"
-            f"Data Docs: `{repo / 'reports/validation/data_docs'}`\n")
+            f"Data Docs: `{repo / 'reports/validation/data_docs/index.html'}`\n")
 
 
 @flow(name="training-pipeline", log_prints=True)
