@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,9 +208,43 @@ def read_label(tile: TileRef, window: Window | None = None) -> np.ndarray:
         raise DataContractError(f"{path}: cannot read: {exc}") from exc
 
 
+@contextmanager
+def open_raster(path: Path) -> Iterator[rasterio.io.DatasetReader]:
+    """rasterio.open whose errors name the file (and never a traceback from GDAL's depths)."""
+    if not Path(path).is_file():
+        raise DataContractError(f"{path}: file missing")
+    try:
+        with rasterio.open(path) as src:
+            yield src
+    except rasterio.errors.RasterioError as exc:
+        raise DataContractError(f"{path}: cannot read: {exc}") from exc
+
+
 def tile_shape(tile: TileRef) -> tuple[int, int]:
-    with rasterio.open(tile.season_path(SEASONS[0])) as src:
+    with open_raster(tile.season_path(SEASONS[0])) as src:
         return src.height, src.width
+
+
+def check_tile(tile: TileRef, need_label: bool = True) -> tuple[int, int]:
+    """Open every file of a tile and check bands, dtype and the shared grid; returns (h, w).
+    Cheap (headers only): the training loader and inference call it before reading pixels."""
+    grid = None
+    first = None
+    paths = list(tile.season_paths.values()) + ([tile.label_path] if need_label else [])
+    for path in paths:
+        with open_raster(path) as src:
+            is_label = path == tile.label_path
+            count, dtype = (1, "uint8") if is_label else (NUM_BANDS, "uint16")
+            if src.count != count or src.dtypes[0] != dtype:
+                raise DataContractError(
+                    f"{path}: {src.count} band(s) of {src.dtypes[0]}, expected {count} of {dtype}")
+            this = (src.crs, src.transform, src.shape)
+            if grid is None:
+                grid, first = this, path
+            elif this != grid:
+                what = "CRS" if this[0] != grid[0] else "transform" if this[1] != grid[1] else "shape"
+                raise DataContractError(f"{path}: {what} differs from {first.name} (files must share one grid)")
+    return grid[2]
 
 
 def iter_split_tiles(root: Path, split_rows: Iterable[dict[str, str]], split: str) -> Iterator[TileRef]:

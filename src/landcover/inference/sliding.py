@@ -23,7 +23,7 @@ import torch
 from rasterio.windows import Window
 
 from landcover.bands import NUM_CHANNELS, SEASONS
-from landcover.dataset import DataContractError, TileRef
+from landcover.dataset import DataContractError, TileRef, check_tile
 from landcover.model.bundle import ModelBundle
 from landcover.model.normalization import normalize
 
@@ -64,6 +64,7 @@ class TileSource:
     def __init__(self, tile: TileRef, drop_season: str | None = None) -> None:
         self.tile = tile
         self.drop = SEASONS.index(drop_season) if drop_season else None
+        check_tile(tile, need_label=False)  # bands, dtype and one grid, or an error naming the file
         self.datasets = []
         try:
             for s in SEASONS:
@@ -72,14 +73,6 @@ class TileSource:
             self.close()
             raise DataContractError(f"{tile.season_path(s)}: cannot open: {exc}") from exc
         first = self.datasets[0]
-        for ds, s in zip(self.datasets, SEASONS, strict=True):
-            if ds.count != 10 or ds.dtypes[0] != "uint16":
-                self.close()
-                raise DataContractError(f"{tile.season_path(s)}: {ds.count} bands of {ds.dtypes[0]}, "
-                                        "expected 10 bands of uint16")
-            if (ds.crs, ds.transform, ds.shape) != (first.crs, first.transform, first.shape):
-                self.close()
-                raise DataContractError(f"{tile.season_path(s)}: grid differs from {tile.season_path(SEASONS[0])}")
         self.height, self.width = first.shape
         self.profile = first.profile
 

@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 
 from landcover.bands import NUM_CHANNELS, REFLECTANCE_SCALE, SEASONS, channel_names
-from landcover.dataset import TileRef
+from landcover.dataset import DataContractError, TileRef, open_raster
 from landcover.io_utils import atomic_write_json
 
 
@@ -50,11 +50,15 @@ def compute_norm_stats(tiles: Iterable[TileRef], max_pixels_per_tile: int = 6553
     n = np.zeros(NUM_CHANNELS, np.float64)
     for tile in tiles:
         for si, season in enumerate(SEASONS):
-            with rasterio.open(tile.season_path(season)) as src:
+            with open_raster(tile.season_path(season)) as src:
                 blocks = list(src.block_windows(1))
                 step = max(1, int(np.sqrt(src.width * src.height / max_pixels_per_tile)))
                 for _, window in blocks:
-                    data = src.read(window=window)[:, ::step, ::step].reshape(src.count, -1)
+                    try:
+                        data = src.read(window=window)
+                    except rasterio.errors.RasterioError as exc:
+                        raise DataContractError(f"{src.name}: cannot decode {window}: {exc}") from exc
+                    data = data[:, ::step, ::step].reshape(src.count, -1)
                     data = data.astype(np.float64) / REFLECTANCE_SCALE
                     valid = data > 0
                     sl = slice(si * src.count, (si + 1) * src.count)
