@@ -43,8 +43,10 @@ def main() -> int:
     evaluation = json.loads(Path("metrics/evaluate.json").read_text())
     print(f"""
 Demo finished in {minutes:.1f} min.
-  test mIoU           {evaluation['miou']:.3f} ({evaluation['tiles']} test tiles); promotion: version {promotion.get('version')} -> {promotion.get('alias')}
-  fuel maps           outputs/fuelmaps/<city_id>/<tile_id>/{{landcover,fuel,confidence}}.tif (+ provenance.json, item.json)
+  test mIoU           {evaluation['miou']:.3f} ({evaluation['tiles']} test tiles)
+  promotion           version {promotion.get('version')} -> {promotion.get('alias')}
+  fuel maps           outputs/fuelmaps/<city_id>/<tile_id>/{{landcover,fuel,confidence}}.tif
+                      (+ provenance.json, item.json: a STAC Item)
   validation report   reports/validation/report.csv; Data Docs: reports/validation/data_docs/index.html
   evaluation report   reports/evaluation/ (confusion_matrix.png, per_class_iou.png, metrics.json)
   metrics and plots   .venv/bin/dvc metrics show; .venv/bin/dvc plots show (writes dvc_plots/index.html)

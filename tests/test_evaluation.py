@@ -9,16 +9,15 @@ import mlflow
 import numpy as np
 import pytest
 
+from conftest import REPO, TINY_TRAIN
 from landcover.classes import CLASS_NAMES
 from landcover.config import load_params
+from landcover.dataset import read_label
 from landcover.evaluation.stage import run_evaluation
 from landcover.inference.sliding import SlidingPredictor, predict_tile_classes
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.loading import load_bundle
 from landcover.splitfile import read_split
-from landcover.dataset import read_label
-
-from conftest import REPO, TINY_TRAIN
 
 
 def test_scores_from_a_known_confusion_matrix() -> None:

@@ -18,14 +18,13 @@ import rasterio
 from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 
+from conftest import REPO, TINY_TRAIN
 from landcover.cli import main as cli_main
 from landcover.config import load_params
 from landcover.dataset import discover_tiles
 from landcover.inference.outputs import OUTPUTS
 from landcover.inference.stage import run_predict
 from landcover.synth.generate import SynthOptions, generate
-
-from conftest import REPO, TINY_TRAIN
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,8 @@ def test_outputs_are_valid_cogs_on_the_input_grid(predicted, inputs, params) -> 
                 assert ds.overviews(1), f"{path}: no overviews"
                 data = ds.read(1)
                 tags = ds.tags()
-                assert json.loads(tags["model"])["run_id"] and tags["crosswalk_version"] == params.fuel.crosswalk_version
+                assert json.loads(tags["model"])["run_id"]
+                assert tags["crosswalk_version"] == params.fuel.crosswalk_version
                 if name == "landcover.tif":
                     assert set(np.unique(data)) <= set(range(11))
                     assert ds.colorinterp[0] == ColorInterp.palette

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from landcover.config import load_params
 from landcover.split import run_split
 from landcover.synth.generate import SynthOptions, generate
 from landcover.training.stage import run_train
-
-from conftest import REPO
 
 VAL_MIOU_FLOOR = 0.40
 

@@ -13,6 +13,7 @@ import rasterio
 import torch
 from rasterio.transform import Affine
 
+from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.dataset import DataContractError, discover_tiles, read_cities
 from landcover.errors import LandcoverError
@@ -21,8 +22,6 @@ from landcover.model.bundle import ModelBundle
 from landcover.model.network import build_network
 from landcover.model.normalization import compute_norm_stats
 from landcover.training.data import index_tiles
-
-from conftest import REPO, TINY_TRAIN
 
 
 # ----------------------------------------------------------------- the bad-input corpus
@@ -96,7 +95,8 @@ def big_label(tile):
     p = tile.label_path
 
     def fn(prof, d):
-        return {**prof, "width": prof["width"] + 16, "height": prof["height"] + 16}, np.pad(d, ((0, 0), (0, 16), (0, 16)))
+        bigger = {**prof, "width": prof["width"] + 16, "height": prof["height"] + 16}
+        return bigger, np.pad(d, ((0, 0), (0, 16), (0, 16)))
 
     _rewrite(p, fn)
     return p
@@ -112,8 +112,8 @@ def test_training_data_loading_names_the_file(dataset_copy: Path, defect) -> Non
     with pytest.raises((DataContractError, LandcoverError)) as info:
         infos = index_tiles([tile], 32, (1,))
         compute_norm_stats([tile])
-        from landcover.training.data import ValCrops
         from landcover.model.normalization import NormStats
+        from landcover.training.data import ValCrops
 
         ds = ValCrops(infos, NormStats(np.zeros(40, np.float32), np.ones(40, np.float32)), 32, 4)
         for i in range(len(ds)):
@@ -140,7 +140,7 @@ def test_batch_inference_reports_the_tile_and_finishes_the_others(dataset_copy, 
 def test_cities_csv_missing_column_and_unlisted_city(dataset_copy: Path) -> None:
     path = dataset_copy / "cities.csv"
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(",".join(l.split(",")[:-1]) for l in lines) + "\n")
+    path.write_text("\n".join(",".join(line.split(",")[:-1]) for line in lines) + "\n")
     with pytest.raises(DataContractError, match="missing column"):
         read_cities(path)
 
@@ -172,13 +172,15 @@ def test_model_weights_never_unpickle(tmp_path: Path, tiny_model) -> None:
     shutil.copytree(tiny_model.out_dir / "bundle", bundle_dir)
     marker = tmp_path / "pwned"
     (bundle_dir / "weights.safetensors").write_bytes(pickle.dumps(_Boom(str(marker))))
-    with pytest.raises(Exception):
+    from safetensors import SafetensorError
+
+    with pytest.raises(SafetensorError):
         ModelBundle.load(bundle_dir)
     assert not marker.exists()
 
     weights = tmp_path / "encoder.pth"
     torch.save({"x": _Boom(str(marker))}, weights)
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError):
         build_network("Unet", "resnet18", 3, str(weights))
     assert not marker.exists()
 

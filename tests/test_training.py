@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.errors import LandcoverError
 from landcover.model.normalization import NormStats
+from landcover.splitfile import read_split
 from landcover.training.data import IGNORE_INDEX, TrainCrops, index_tiles, to_target
 from landcover.training.stage import run_train, trainer_settings
-from landcover.splitfile import read_split
-
-from conftest import REPO, TINY_TRAIN
 
 
 def test_fast_dev_run_logs_a_loadable_model(tiny_model, mlflow_store: str) -> None:

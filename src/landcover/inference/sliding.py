@@ -5,7 +5,14 @@ The tile is processed in horizontal strips one window high. Windows overlap by `
 and are blended with a raised-cosine weight, so no seams appear; the raster is padded by
 reflection at its edges so border pixels get full context. Only one strip of probabilities is in
 memory at a time: finished rows are handed to a callback (which writes them or scores them)
-and forgotten. Reading the next strip runs in a background thread while the model computes.
+and forgotten.
+
+A background thread does all the input work while the model computes: it reads each strip's new
+rows (every file block is decoded once: reads are split at block-row boundaries and GDAL's block
+cache is sized to one block row of the tile's files), cuts the windows into batches and
+normalises them. The main thread only runs the network and blends: the class probabilities are
+weighted on the device and accumulated with in-place numpy adds (hundreds of tiny torch ops per
+tile would each pay a thread-pool round trip on CPU).
 
 A pixel with no observation in any season (all 40 channels nodata) gets no prediction (code 0);
 a pixel missing some seasons is predicted from the others.
@@ -13,21 +20,29 @@ a pixel missing some seasons is predicted from the others.
 
 from __future__ import annotations
 
+import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 import torch
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.windows import Window
 
-from landcover.bands import NUM_CHANNELS, SEASONS
-from landcover.dataset import DataContractError, TileRef, check_tile
+from landcover.bands import NUM_BANDS, NUM_CHANNELS, SEASONS
+from landcover.classes import NUM_CLASSES
+from landcover.dataset import DataContractError, TileRef
 from landcover.model.bundle import ModelBundle
 from landcover.model.normalization import normalize
 
 RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]  # (row0, probs (C,n,W), valid (n,W))
+
+PREFETCH_BATCHES = 2  # normalised batches the reader may have ready ahead of the model
+MIN_GDAL_CACHE = 64 * 2**20
 
 
 def blend_weights(window: int, overlap: int) -> np.ndarray:
@@ -50,12 +65,9 @@ def _starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def _pad(a: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    if not (top or bottom or left or right):
-        return a
-    h, w = a.shape[-2:]
-    mode = "reflect" if h > 1 and w > 1 else "edge"
-    return np.pad(a, [(0, 0)] * (a.ndim - 2) + [(top, bottom), (left, right)], mode=mode)
+def _index_map(n: int, before: int, padded: int, mode: str) -> np.ndarray:
+    """Padded index -> original index (numpy's reflect/edge padding of 0..n-1)."""
+    return np.pad(np.arange(n), (before, padded - n - before), mode=mode)
 
 
 class TileSource:
@@ -64,7 +76,6 @@ class TileSource:
     def __init__(self, tile: TileRef, drop_season: str | None = None) -> None:
         self.tile = tile
         self.drop = SEASONS.index(drop_season) if drop_season else None
-        check_tile(tile, need_label=False)  # bands, dtype and one grid, or an error naming the file
         self.datasets = []
         try:
             for s in SEASONS:
@@ -73,19 +84,52 @@ class TileSource:
             self.close()
             raise DataContractError(f"{tile.season_path(s)}: cannot open: {exc}") from exc
         first = self.datasets[0]
+        for ds, s in zip(self.datasets, SEASONS, strict=True):
+            if ds.count != 10 or ds.dtypes[0] != "uint16":
+                self.close()
+                raise DataContractError(f"{tile.season_path(s)}: {ds.count} bands of {ds.dtypes[0]}, "
+                                        "expected 10 bands of uint16")
+            if (ds.crs, ds.transform, ds.shape) != (first.crs, first.transform, first.shape):
+                self.close()
+                raise DataContractError(f"{tile.season_path(s)}: grid differs from {tile.season_path(SEASONS[0])}")
         self.height, self.width = first.shape
         self.profile = first.profile
+        self.block_rows = max(1, min(first.block_shapes[0][0], self.height))
+
+    def block_row_bytes(self) -> int:
+        """Decoded size of one block row of every file read: what GDAL must cache so that each
+        block is decoded once while rows are read top to bottom."""
+        total = 0
+        for i, ds in enumerate(self.datasets):
+            if i == self.drop:
+                continue
+            bh, bw = ds.block_shapes[0]
+            total += ds.count * math.ceil(self.width / bw) * bw * min(bh, self.height) * 2
+        return total
+
+    def read_rows_into(self, row0: int, row1: int, out: np.ndarray) -> None:
+        """Rows [row0, row1) of all 40 channels into `out` (40, row1 - row0, width), which may be a
+        view. Reads are split at block-row boundaries, every file per part, so a block row is
+        finished before the next one is decoded; a dropped season is not read (zeros)."""
+        bh = self.block_rows
+        r = row0
+        while r < row1:
+            end = min(row1, (r // bh + 1) * bh)
+            window = Window(0, r, self.width, end - r)
+            for i, ds in enumerate(self.datasets):
+                part = out[i * NUM_BANDS : (i + 1) * NUM_BANDS, r - row0 : end - row0]
+                if i == self.drop:
+                    part[...] = 0
+                    continue
+                try:
+                    ds.read(window=window, out=part)
+                except rasterio.errors.RasterioError as exc:
+                    raise DataContractError(f"{ds.name}: cannot read rows {r}-{end}: {exc}") from exc
+            r = end
 
     def read_rows(self, row0: int, row1: int) -> np.ndarray:
         out = np.empty((NUM_CHANNELS, row1 - row0, self.width), dtype=np.uint16)
-        window = Window(0, row0, self.width, row1 - row0)
-        for i, ds in enumerate(self.datasets):
-            try:
-                out[i * 10 : (i + 1) * 10] = ds.read(window=window)
-            except rasterio.errors.RasterioError as exc:
-                raise DataContractError(f"{ds.name}: cannot read rows {row0}-{row1}: {exc}") from exc
-        if self.drop is not None:
-            out[self.drop * 10 : (self.drop + 1) * 10] = 0
+        self.read_rows_into(row0, row1, out)
         return out
 
     def close(self) -> None:
@@ -97,6 +141,95 @@ class TileSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _GdalCache:
+    """GDAL's block cache (one per process) sized to what the predictions running now need.
+
+    GDAL's default (5 % of RAM) keeps every decoded block of a large tile, so memory would grow
+    with the tile; a strip reader needs one block row of the tile's files."""
+
+    lock = threading.Lock()
+    needs: dict[int, int] = {}
+    saved: int | None = None
+
+    @classmethod
+    @contextmanager
+    def reserve(cls, need: int) -> Iterator[None]:
+        key = object()
+        with cls.lock:
+            if not cls.needs:
+                cls.saved = get_gdal_config("GDAL_CACHEMAX")
+            cls.needs[id(key)] = need
+            set_gdal_config("GDAL_CACHEMAX", max(sum(cls.needs.values()), MIN_GDAL_CACHE))
+        try:
+            yield
+        finally:
+            with cls.lock:
+                del cls.needs[id(key)]
+                if cls.needs:
+                    set_gdal_config("GDAL_CACHEMAX", max(sum(cls.needs.values()), MIN_GDAL_CACHE))
+                elif cls.saved is not None:
+                    set_gdal_config("GDAL_CACHEMAX", cls.saved)
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class _Prefetch:
+    """Runs a generator in a background thread, at most `depth` items ahead of the consumer."""
+
+    def __init__(self, items: Iterator, depth: int) -> None:
+        self.queue: queue.Queue = queue.Queue(depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(items,), name="sliding-reader", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items: Iterator) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            self._put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self.queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@dataclass(frozen=True)
+class _StripEnd:
+    index: int
+    valid: np.ndarray  # (win, W) any channel observed, original columns
 
 
 @dataclass
@@ -112,40 +245,57 @@ class SlidingPredictor:
             raise ValueError(f"inference.window {self.window} must be a multiple of 32")
         self.weights = blend_weights(self.window, self.overlap)
         self._w_t = torch.from_numpy(self.weights).to(self.device)
+        self._norm = self.bundle.norm
         self.bundle.network.to(self.device).eval()
 
-    def _forward(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(normalize(batch, self.bundle.norm)).to(self.device)
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised batch (B, 40, win, win) -> blend-weighted probabilities (B, C, win, win)."""
+        x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
             if str(self.device).startswith("cuda"):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = self.bundle.network(x)
             else:
                 logits = self.bundle.network(x)
-            return torch.softmax(logits.float(), dim=1)
+            return (torch.softmax(logits.float(), dim=1) * self._w_t).cpu().numpy()
 
-    def _strips(self, src: TileSource) -> Iterator[tuple[int, np.ndarray]]:
-        """Padded strips (40, window, W + 2m) with their start row in padded coordinates,
-        the next one read in the background while the caller computes."""
+    def _batches(self, src: TileSource, xs: list[int], ys: list[int], wp: int, hp: int) -> Iterator:
+        """(group, normalised batch) per batch of windows and a _StripEnd after each strip; runs in
+        the reader thread. One padded uint16 strip is kept; each strip reads only its new rows."""
         m, win = self.overlap, self.window
         h, w = src.height, src.width
-        hp = max(h + 2 * m, win)
-        starts = _starts(hp, win, win - m)
-
-        def load(y: int) -> np.ndarray:
-            r0, r1 = y - m, y - m + win  # original row range this strip covers
-            a0, a1 = max(r0, 0), min(r1, h)
-            rows = src.read_rows(a0, a1)
-            right = max(win - (w + 2 * m), 0)
-            return _pad(rows, a0 - r0, r1 - a1, m, m + right)
-
-        with ThreadPoolExecutor(1) as pool:
-            future = pool.submit(load, starts[0])
-            for k, y in enumerate(starts):
-                strip = future.result()
-                if k + 1 < len(starts):
-                    future = pool.submit(load, starts[k + 1])
-                yield y, strip
+        mode = "reflect" if h > 1 and w > 1 else "edge"
+        rows = _index_map(h, m, hp, mode)
+        cols = _index_map(w, m, wp, mode)
+        left, right = cols[:m] + m, cols[m + w :] + m  # padded positions the column pads copy
+        strip = np.empty((NUM_CHANNELS, win, wp), np.uint16)
+        prev = None
+        for k, y in enumerate(ys):
+            keep = 0 if prev is None else max(0, prev + win - y)
+            if keep:
+                strip[:, :keep] = strip[:, win - keep :]
+            # padded rows [y + keep, y + win): the part inside the raster is read in place
+            a = max(y + keep, m)
+            b = min(y + win, m + h)
+            if b > a:
+                src.read_rows_into(a - m, b - m, strip[:, a - y : b - y, m : m + w])
+            reflected = [p for p in range(y + keep, y + win) if not a <= p < b]
+            if reflected:
+                src_rows = rows[reflected]
+                lo, hi = int(src_rows.min()), int(src_rows.max()) + 1
+                part = src.read_rows(lo, hi)
+                strip[:, [p - y for p in reflected], m : m + w] = part[:, src_rows - lo]
+            fresh = strip[:, keep:]
+            if m or wp > w + m:
+                fresh[:, :, :m] = fresh[:, :, left]
+                fresh[:, :, m + w :] = fresh[:, :, right]
+            for b0 in range(0, len(xs), self.batch_size):
+                group = xs[b0 : b0 + self.batch_size]
+                batch = np.stack([strip[:, :, x : x + win] for x in group])
+                yield group, torch.from_numpy(normalize(batch, self._norm))
+            valid = np.bitwise_or.reduce(strip[:, :, m : m + w], axis=0) != 0
+            yield _StripEnd(k, valid)
+            prev = y
 
     def predict(self, src: TileSource, on_rows: RowsCallback) -> None:
         m, win = self.overlap, self.window
@@ -155,32 +305,36 @@ class SlidingPredictor:
         xs = _starts(wp, win, stride)
         hp = max(h + 2 * m, win)
         ys = _starts(hp, win, stride)
-        n_cls = 10
-        acc = torch.zeros((n_cls, win, wp), device=self.device)
-        wsum = torch.zeros((win, wp), device=self.device)
-        valid_acc = np.zeros((win, wp), dtype=bool)
-        for k, (y, strip) in enumerate(self._strips(src)):
-            valid_acc |= (strip != 0).any(axis=0)
-            for b in range(0, len(xs), self.batch_size):
-                group = xs[b : b + self.batch_size]
-                probs = self._forward(np.stack([strip[:, :, x : x + win] for x in group]))
-                for j, x in enumerate(group):
-                    acc[:, :, x : x + win] += probs[j] * self._w_t
-                    wsum[:, x : x + win] += self._w_t
-            y_next = ys[k + 1] if k + 1 < len(ys) else y + win
-            done = y_next - y  # rows [y, y_next) are final
-            lo, hi = max(y, m), min(y_next, m + h)  # keep rows inside the original raster
-            if hi > lo:
-                sl = slice(lo - y, hi - y)
-                probs_rows = (acc[:, sl, m : m + w] / wsum[sl, m : m + w]).cpu().numpy()
-                on_rows(lo - m, probs_rows, valid_acc[sl, m : m + w].copy())
-            # shift the unfinished rows to the top of the buffers
-            acc = torch.roll(acc, -done, dims=1)
-            acc[:, win - done :] = 0
-            wsum = torch.roll(wsum, -done, dims=0)
-            wsum[win - done :] = 0
-            valid_acc = np.roll(valid_acc, -done, axis=0)
-            valid_acc[win - done :] = False
+        strip_weight = np.zeros((win, wp), np.float32)  # the same for every strip
+        for x in xs:
+            strip_weight[:, x : x + win] += self.weights
+        acc = np.zeros((NUM_CLASSES, win, wp), np.float32)
+        wsum = np.zeros((win, wp), np.float32)
+        with _GdalCache.reserve(int(src.block_row_bytes() * 1.25)):
+            reader = _Prefetch(self._batches(src, xs, ys, wp, hp), PREFETCH_BATCHES)
+            try:
+                for item in reader:
+                    if not isinstance(item, _StripEnd):
+                        group, batch = item
+                        probs = self._forward(batch)
+                        for j, x in enumerate(group):
+                            acc[:, :, x : x + win] += probs[j]
+                        continue
+                    k, y = item.index, ys[item.index]
+                    wsum += strip_weight
+                    y_next = ys[k + 1] if k + 1 < len(ys) else y + win
+                    done = y_next - y  # rows [y, y_next) are final
+                    lo, hi = max(y, m), min(y_next, m + h)  # keep rows inside the original raster
+                    if hi > lo:
+                        sl = slice(lo - y, hi - y)
+                        on_rows(lo - m, acc[:, sl, m : m + w] / wsum[sl, m : m + w], item.valid[sl].copy())
+                    # shift the unfinished rows to the top of the buffers
+                    acc[:, : win - done] = acc[:, done:]
+                    acc[:, win - done :] = 0
+                    wsum[: win - done] = wsum[done:]
+                    wsum[win - done :] = 0
+            finally:
+                reader.close()
 
 
 def predict_tile_classes(predictor: SlidingPredictor, tile: TileRef, drop_season: str | None = None

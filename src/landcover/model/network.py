@@ -21,7 +21,8 @@ def check_arch_and_encoder(arch: str, encoder: str) -> None:
     if arch not in archs or arch in {"SegmentationModel"}:
         raise LandcoverError(f"params train.arch: unknown architecture {arch!r}")
     if encoder not in smp.encoders.get_encoder_names() and not encoder.startswith("tu-"):
-        raise LandcoverError(f"params train.encoder: unknown encoder {encoder!r} (see smp.encoders.get_encoder_names())")
+        raise LandcoverError(
+            f"params train.encoder: unknown encoder {encoder!r} (see smp.encoders.get_encoder_names())")
 
 
 def build_network(arch: str, encoder: str, encoder_depth: int = 5, encoder_weights: str | None = None) -> nn.Module:

@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run", type=Path, metavar="FILE", help="training run file (default <train.out>/run.json)")
     p.add_argument("--metrics", type=Path, metavar="FILE", help="candidate's test metrics (params evaluate.metrics)")
-    p.add_argument("--data", type=Path, metavar="DIR", help="dataset root, to evaluate the champion on the current split "
-                   "when needed (params data.root)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="dataset root, to evaluate the champion on the current split when needed (params data.root)")
     p.add_argument("--split", type=Path, metavar="FILE", help="split file (params split.out)")
     p.add_argument("--out", type=Path, metavar="FILE", help="decision record (default metrics/promotion.json)")
     p.set_defaults(handler=_run)

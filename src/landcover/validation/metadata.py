@@ -198,7 +198,7 @@ def _grid_mismatch(grids: dict[str, tuple]) -> str | None:
     problems = []
     for name, grid in grids.items():
         if grid != reference:
-            diffs = [f"{n} {a} != {b}" for n, a, b in zip(names, grid, reference) if a != b]
+            diffs = [f"{n} {a} != {b}" for n, a, b in zip(names, grid, reference, strict=True) if a != b]
             problems.append(f"{name}: {', '.join(diffs)}")
     return "; ".join(problems)
 
