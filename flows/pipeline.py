@@ -27,6 +27,9 @@ STAGES = ("validate", "split", "train", "evaluate", "promote", "predict")
 RETRIES = {"promote": 2, "predict": 1}
 
 
+NOISE = ("Downloading artifacts", "it/s]", "━━")  # progress-bar redraws
+
+
 class StageFailed(RuntimeError):
     pass
 
@@ -37,14 +40,19 @@ def run_stage(stage: str, repo: str, force: bool = False) -> str:
     logger = get_run_logger()
     cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if line.strip() and "Downloading artifacts" not in line:
-            logger.info(line)
+    lines: list[str] = []
+    with subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # streamed: long stages show progress in the Prefect log
+            line = line.rstrip().rsplit("\r", 1)[-1]
+            if line.strip() and not any(noise in line for noise in NOISE):
+                lines.append(line)
+                logger.info(line)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        tail = lines[-1] if lines else "(no output)"
         raise StageFailed(f"stage {stage} failed (exit {proc.returncode}): {tail}")
-    return proc.stdout
+    return "\n".join(lines)
 
 
 def _publish(stage: str, repo: Path) -> None:

@@ -34,6 +34,8 @@ class CurvesCSV(pl.Callback):
         opt = trainer.optimizers[0] if trainer.optimizers else None
         row["lr"] = opt.param_groups[0]["lr"] if opt else ""
         self.rows.append(row)
+        shown = ", ".join(f"{k} {row[k]:.4f}" for k in CURVE_KEYS if row[k] != "")
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {shown}", flush=True)
         with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
         callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
                    LearningRateMonitor("step"), curves],
         fast_dev_run=fast_dev_run, enable_model_summary=False, deterministic=False,
+        enable_progress_bar=sys.stderr.isatty(),  # logs and Prefect get one line per epoch instead
         **trainer_settings(p),
     )
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last_ckpt) if resume else None)
