@@ -78,3 +78,24 @@ def tiny_model(tiny_dataset: Path, tiny_split: Path, mlflow_store: str, tmp_path
     p = load_params(REPO / "params.yaml", TINY_TRAIN)
     out = tmp_path_factory.mktemp("model") / "candidate"
     return run_train(p, tiny_dataset, tiny_split, out, fast_dev_run=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
+    """A temporary Prefect server and database (started once: ~15 s), PREFECT_HOME in tmp."""
+    import os
+
+    from prefect.settings import PREFECT_HOME, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    saved = os.environ.get("PREFECT_HOME")
+    os.environ["PREFECT_HOME"] = str(home)  # the temporary server runs in a subprocess
+    try:
+        with temporary_settings({PREFECT_HOME: home}), prefect_test_harness():
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_HOME", None)
+        else:
+            os.environ["PREFECT_HOME"] = saved

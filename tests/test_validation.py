@@ -353,25 +353,6 @@ def test_tile_row_of_clean_tile(tiny_dataset):
     assert row["spring_band_count"] == 10 and row["label_dtype"] == "uint8"
 
 
-@pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
-    """A temporary Prefect server and database (started once: ~15 s), PREFECT_HOME in tmp."""
-    from prefect.settings import PREFECT_HOME, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect_home")
-    saved = os.environ.get("PREFECT_HOME")
-    os.environ["PREFECT_HOME"] = str(home)  # the temporary server runs in a subprocess
-    try:
-        with temporary_settings({PREFECT_HOME: home}), prefect_test_harness():
-            yield
-    finally:
-        if saved is None:
-            os.environ.pop("PREFECT_HOME", None)
-        else:
-            os.environ["PREFECT_HOME"] = saved
-
-
 def test_prefect_flow_report_equals_cli_report(corpus, prefect_harness, tmp_path, monkeypatch):
     import sys
 

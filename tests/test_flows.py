@@ -1,0 +1,76 @@
+"""Prefect flows call the stage code: batch inference on threads and on a Dask cluster gives the
+same rasters as `landcover predict`, and publishes its summary artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from landcover.config import load_params
+from landcover.inference.stage import run_predict
+
+from conftest import REPO, TINY_TRAIN
+
+
+def _digest(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.tif"))}
+
+
+def _params_file(tmp_path: Path, **predict: object) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in TINY_TRAIN.items():
+        section, key = dotted.split(".")
+        raw[section][key] = value
+    raw["predict"].update(predict)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture()
+def batch_inference(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    sys.modules.pop("flows", None)
+    from flows.batch_inference import batch_inference
+
+    return batch_inference
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dataset, tiny_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "out"
+    run_predict(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, out, tiny_model.model_uri)
+    return out
+
+
+def test_batch_inference_flow_on_threads(batch_inference, prefect_harness, tiny_dataset, tiny_model, reference,
+                                         tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+
+    out = tmp_path / "out"
+    summary = batch_inference(input=str(tiny_dataset), out=str(out), model_uri=tiny_model.model_uri,
+                              params_file=str(_params_file(tmp_path, workers=2)))
+    assert summary["tiles_written"] == 12 and summary["tiles_failed"] == 0
+    assert _digest(out) == _digest(reference)
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert "inference-summary" in keys
+
+
+@pytest.mark.slow
+def test_batch_inference_flow_on_a_dask_cluster(batch_inference, prefect_harness, tiny_dataset, tiny_model,
+                                                reference, tmp_path) -> None:
+    """Scale-out is configuration only: the same flow with predict.dask_address set."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        out = tmp_path / "out"
+        params_file = _params_file(tmp_path, dask_address=cluster.scheduler_address)
+        summary = batch_inference(input=str(tiny_dataset), out=str(out), model_uri=tiny_model.model_uri,
+                                  params_file=str(params_file))
+    assert summary["tiles_written"] == 12
+    assert _digest(out) == _digest(reference)
