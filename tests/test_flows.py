@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.inference.stage import run_predict
-
-from conftest import REPO, TINY_TRAIN
 
 
 def _digest(out: Path) -> dict[str, str]:
