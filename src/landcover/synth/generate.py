@@ -131,6 +131,7 @@ def render_tile(spec: TileSpec) -> dict:
     gain = city_rng.uniform(0.88, 1.12)  # per-city illumination (sun angle, BRDF, calibration)
     haze_city = city_rng.uniform(0.0, 1.0)
     urban_radius_m = city_rng.uniform(700, 1600)
+    phenology = city_rng.uniform(-0.25, 0.25)  # earlier/later seasons than the zone's norm
     centre_offset = city_rng.uniform(-0.2, 0.2, 2) * size
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.city_index, spec.tile_index]))
 
@@ -152,6 +153,7 @@ def render_tile(spec: TileSpec) -> dict:
             land.labels, land.crop, land.vigour, land.parcel_soil, land.elevation,
             season, city.climate_zone, rng, gain * rng.uniform(0.96, 1.04), haze,
             snowline if season == "winter" else None,
+            phenology_shift=float(np.clip(phenology + rng.normal(0, 0.08), -0.5, 0.5)),
         )
         dn = np.clip(np.round(refl * REFLECTANCE_SCALE), 1, 65534).astype(np.uint16)
         # masked clouds/shadows: some mosaics keep a few small nodata holes

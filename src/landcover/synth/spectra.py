@@ -129,14 +129,26 @@ def reflectance(
     gain: float,
     haze: float,
     snowline_m: float | None,
+    phenology_shift: float = 0.0,
 ) -> np.ndarray:
-    """(10, H, W) float32 surface reflectance for one season mosaic."""
+    """(10, H, W) float32 surface reflectance for one season mosaic.
+
+    `phenology_shift` in [-0.5, 0.5] moves the mosaic's vegetation state towards the previous (<0)
+    or next (>0) season: latitude, altitude and the compositing window shift phenology from city to
+    city, so one season's spectra are not a fixed fingerprint of a class."""
     s = SEASON_INDEX[season]
-    table = np.stack([np.zeros(len(ENDMEMBERS), np.float32)] + [class_mixture(c, s, zone) for c in range(1, 11)])
+    other = (s + (1 if phenology_shift > 0 else -1)) % 4
+    w = min(abs(phenology_shift), 0.5)
+
+    def mixtures(idx: int) -> tuple[np.ndarray, np.ndarray]:
+        table = np.stack([np.zeros(len(ENDMEMBERS), np.float32)] + [class_mixture(c, idx, zone) for c in range(1, 11)])
+        return table, np.stack([cal[idx] for cal in CROPS])
+
+    (table, crop_table), (table_o, crop_table_o) = mixtures(s), mixtures(other)
+    table, crop_table = (1 - w) * table + w * table_o, (1 - w) * crop_table + w * crop_table_o
     ab = table[labels]  # (H, W, E)
-    agri = crop >= 0
+    agri = (crop >= 0) & (labels == AGRICULTURAL)  # later layers (roads, towns, water) override parcels
     if agri.any():
-        crop_table = np.stack([cal[s] for cal in CROPS])
         ab[agri] = crop_table[crop[agri]]
 
     # within-class variation: vigour moves mass between green and dry/soil; soil brightness varies
