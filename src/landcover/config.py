@@ -135,6 +135,8 @@ class InferenceParams(_Section):
 
     @model_validator(mode="after")
     def _overlap_smaller_than_window(self) -> InferenceParams:
+        if self.window % 32:
+            raise ValueError(f"window ({self.window}) must be a multiple of 32 (the encoder's stride)")
         if self.overlap * 2 >= self.window:
             raise ValueError(f"overlap ({self.overlap}) must be under half the window ({self.window})")
         return self
@@ -172,12 +174,14 @@ class FuelParams(_Section):
     @field_validator("crosswalk")
     @classmethod
     def _covers_every_class(cls, v: dict[int, int]) -> dict[int, int]:
-        missing = sorted(set(range(1, 11)) - set(v))
-        if missing:
-            raise ValueError(f"crosswalk lacks land cover codes {missing}")
-        bad = {k: x for k, x in v.items() if not 1 <= x <= 255}
+        from landcover.fuel import FBFM40
+
+        missing, extra = sorted(set(range(1, 11)) - set(v)), sorted(set(v) - set(range(1, 11)))
+        if missing or extra:
+            raise ValueError(f"needs exactly the land cover codes 1..10 (missing {missing}, unexpected {extra})")
+        bad = {k: x for k, x in v.items() if x not in FBFM40}
         if bad:
-            raise ValueError(f"fuel codes must fit uint8 1..255, got {bad}")
+            raise ValueError(f"not Scott & Burgan FBFM40 codes: {bad} (see landcover.fuel.FBFM40)")
         return v
 
 
@@ -220,11 +224,17 @@ def load_params(path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | N
         raise ConfigError(f"{path}: params file not found") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(parents):
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+            if not isinstance(node, dict):
+                raise ConfigError(f"{path}: cannot set {dotted}: {'.'.join(parents[: depth + 1])} is not a section")
         node[leaf] = value
     try:
         return Params.model_validate(raw)

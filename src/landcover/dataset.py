@@ -241,8 +241,8 @@ def check_tile(tile: TileRef, need_label: bool = True) -> tuple[int, int]:
             this = (src.crs, src.transform, src.shape)
             if grid is None:
                 grid, first = this, path
-            elif this != grid:
-                what = "CRS" if this[0] != grid[0] else "transform" if this[1] != grid[1] else "shape"
+            elif this[0] != grid[0] or not this[1].almost_equals(grid[1], 1e-6) or this[2] != grid[2]:
+                what = "CRS" if this[0] != grid[0] else "shape" if this[2] != grid[2] else "transform"
                 raise DataContractError(f"{path}: {what} differs from {first.name} (files must share one grid)")
     return grid[2]
 

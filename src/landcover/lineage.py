@@ -20,6 +20,12 @@ def git_commit(repo: Path = Path(".")) -> str:
         return "unknown"
 
 
+def data_version_of(data_root: Path) -> str:
+    """The DVC version of a dataset folder: `<root>.dvc` beside it, as `dvc add <root>` writes."""
+    root = Path(data_root)
+    return data_version(root.parent / f"{root.name}.dvc")
+
+
 def data_version(dvc_file: Path = Path("data.dvc")) -> str:
     """The md5 DVC recorded for the dataset; 'untracked' when data.dvc is absent."""
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,8 +19,10 @@ def _run(args: argparse.Namespace, params: Params) -> int:
             from landcover.errors import LandcoverError
 
             raise LandcoverError(f"{run_file}: no trained candidate (run `landcover train` or pass --model)")
-        state = json.loads(run_file.read_text())
-        model_uri, run_id = state["model_uri"], state["run_id"]
+        from landcover.promotion.stage import read_candidate
+
+        candidate = read_candidate(run_file)
+        model_uri, run_id = candidate.model_uri, candidate.run_id
     result = run_evaluation(
         params, args.data or params.data.root, args.split or params.split.out, model_uri,
         args.out, args.metrics or params.evaluate.metrics, log_to_run=run_id,

@@ -26,7 +26,7 @@ from landcover.dataset import TileRef, read_cities, read_label, tiles_dir
 from landcover.errors import LandcoverError
 from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_path, atomic_write_json
-from landcover.lineage import data_version, file_hash
+from landcover.lineage import data_version_of, file_hash
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.loading import load_bundle
 from landcover.plots import confusion_matrix_figure, per_class_bars
@@ -110,8 +110,10 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
         "per_zone": {z: round(scores_from_confusion(m)["miou"], 4) for z, m in sorted(by_zone.items())},
         "missing_season": season_miou,
         "pixels": int(total.sum()), "tiles": len(tiles),
+        # IoU of a class with no reference pixels is undefined (reported 0.0, left out of the mIoU)
+        "absent_classes": [n for n, row in zip(CLASS_NAMES, total.sum(1), strict=True) if row == 0],
         "model_uri": ref.resolved_uri, "run_id": ref.run_id,
-        "split_hash": file_hash(split_file), "data_version": data_version(),
+        "split_hash": file_hash(split_file), "data_version": data_version_of(data_root),
     }
     _write_outputs(out_dir, metrics, total, samples)
     if metrics_path:

@@ -26,7 +26,8 @@ def build_item(tile_out: Path, tile_key: str, provenance: dict) -> pystac.Item:
         })
         epsg, shape, transform = ds.crs.to_epsg(), [ds.height, ds.width], list(ds.transform)[:6]
     item = pystac.Item(
-        id=tile_key.replace("/", "__"), geometry=geom, bbox=list(bounds),
+        # ids are [A-Za-z0-9_-]+, so "." cannot make two tiles' item ids collide
+        id=tile_key.replace("/", "."), geometry=geom, bbox=list(bounds),
         datetime=dt.datetime.fromisoformat(provenance["created"]),
         properties={"landcover:model": provenance["model"], "landcover:crosswalk_version":
                     provenance["crosswalk_version"], "landcover:software_version": provenance["software_version"]},

@@ -118,7 +118,13 @@ def decide(candidate_metrics: Mapping[str, Any], champion_metrics: Mapping[str, 
     g = promote_params
     checks = [_floor("test mIoU", candidate_metrics.get("miou"), g.min_miou, "test mIoU")]
     iou = candidate_metrics.get("iou") or {}
-    checks += [_floor(f"IoU {name}", iou.get(name), g.min_class_iou, f"IoU of {name}") for name in CLASS_NAMES]
+    absent = set(candidate_metrics.get("absent_classes") or ())
+    checks += [
+        Check(f"IoU {name}", None, g.min_class_iou, False,
+              f"IoU of {name} is undefined: the test split has no {name} pixels, so its floor cannot be checked")
+        if name in absent else _floor(f"IoU {name}", iou.get(name), g.min_class_iou, f"IoU of {name}")
+        for name in CLASS_NAMES
+    ]
     if champion_metrics is not None:
         checks.append(_versus_champion(candidate_metrics, champion_metrics, g.margin))
     checks += list(extra_checks)

@@ -9,6 +9,7 @@ non-overlapping grid, so every validation pixel is counted once.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,21 +33,28 @@ def to_target(label: np.ndarray) -> np.ndarray:
 
 
 class _Readers:
-    """Per-process cache of open rasterio datasets (handles are not shared across forks)."""
+    """Per-process LRU of open rasterio datasets (handles are not shared across forks). Bounded:
+    a continental training set has tens of thousands of files, far above the open-file limit."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_open: int = 64) -> None:
         self.pid = -1
-        self.handles: dict[str, rasterio.io.DatasetReader] = {}
+        self.max_open = max_open
+        self.handles: OrderedDict[str, rasterio.io.DatasetReader] = OrderedDict()
 
     def get(self, path: str) -> rasterio.io.DatasetReader:
         if self.pid != os.getpid():
-            self.handles, self.pid = {}, os.getpid()
-        if path not in self.handles:
-            try:
-                self.handles[path] = rasterio.open(path)
-            except rasterio.errors.RasterioError as exc:
-                raise DataContractError(f"{path}: cannot open: {exc}") from exc
-        return self.handles[path]
+            self.handles, self.pid = OrderedDict(), os.getpid()
+        if path in self.handles:
+            self.handles.move_to_end(path)
+            return self.handles[path]
+        try:
+            handle = rasterio.open(path)
+        except rasterio.errors.RasterioError as exc:
+            raise DataContractError(f"{path}: cannot open: {exc}") from exc
+        self.handles[path] = handle
+        while len(self.handles) > self.max_open:
+            self.handles.popitem(last=False)[1].close()
+        return handle
 
     def read(self, path: str, window: Window, indexes=None) -> np.ndarray:
         try:

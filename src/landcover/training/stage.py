@@ -20,7 +20,7 @@ from landcover.config import Params
 from landcover.dataset import tile_shape
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
-from landcover.lineage import data_version, file_hash, git_commit, params_hash
+from landcover.lineage import data_version_of, file_hash, git_commit, params_hash
 from landcover.model.bundle import BundleMeta, ModelBundle
 from landcover.model.network import check_arch_and_encoder
 from landcover.model.normalization import compute_norm_stats
@@ -115,7 +115,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     client = logger.experiment
     if not resume:
         lineage = {
-            "git_commit": git_commit(), "data_version": data_version(),
+            "git_commit": git_commit(), "data_version": data_version_of(data_root),
             "split_hash": file_hash(split_file), "params_hash": params_hash(t.model_dump(mode="json")),
         }
         for k, v in lineage.items():
