@@ -1,9 +1,11 @@
 """GIS-ready outputs of one tile (BRIEF section 4): three COGs, provenance sidecar, STAC Item.
 
-Rows arrive from the sliding-window predictor and are written straight into plain tiled GeoTIFFs
-in a hidden temporary folder; each is then turned into a Cloud-Optimized GeoTIFF (rio-cogeo,
-overviews with 'mode' resampling for categories) and renamed into place. The provenance sidecar is
-written last: it marks the tile complete, and a rerun skips tiles whose sidecar matches.
+Rows arrive from the sliding-window predictor and are written, by a writer thread so the model
+never waits for them, into plain tiled GeoTIFFs in a hidden temporary folder (uncompressed: the COG
+step compresses once); the three are then turned into Cloud-Optimized GeoTIFFs at once, one
+thread each (rio-cogeo, overviews with 'mode' resampling for categories) and renamed into place.
+The provenance sidecar is written last: it marks the tile complete, and a rerun skips tiles whose
+sidecar matches.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +27,13 @@ from rio_cogeo.profiles import cog_profiles
 
 from landcover.classes import CLASSES, colormap
 from landcover.fuel import FBFM40, fuel_colormap
-from landcover.inference.sliding import SlidingPredictor, TileSource
+from landcover.inference.sliding import SlidingPredictor, TileSource, gdal_cache_budget
+from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, atomic_write_text
 
 OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
 PROVENANCE = "provenance.json"
+COG_GDAL_CACHE = 64 * 2**20
 STAC_ITEM = "item.json"
 
 
@@ -59,13 +64,13 @@ def remove_stale_temporaries(tile_out: Path) -> list[Path]:
 
 def provenance_matches(tile_out: Path, expected: dict) -> bool:
     path = tile_out / PROVENANCE
-    if not path.is_file() or not all((tile_out / f).is_file() for f in OUTPUTS):
+    if not path.is_file() or not all((tile_out / f).is_file() for f in (*OUTPUTS, STAC_ITEM)):
         return False
     try:
         found = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("model", "crosswalk_version", "inputs", "window", "overlap")
+    keys = ("model", "crosswalk_version", "crosswalk", "inputs", "window", "overlap", "code")
     return all(found.get(k) == expected.get(k) for k in keys)
 
 
@@ -76,7 +81,7 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
     try:
         profile = dict(driver="GTiff", height=src.height, width=src.width, count=1, dtype="uint8",
                        crs=src.profile["crs"], transform=src.profile["transform"], nodata=0,
-                       tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+                       tiled=True, blockxsize=256, blockysize=256)
         paths = {name: tmp / f"raw-{name}" for name in OUTPUTS}
         # no timestamp in the rasters: a rerun of the same model on the same inputs gives the same bytes
         tags = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
@@ -96,7 +101,18 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                 co.write(conf, 1, window=window)
                 counted[0] += int(valid.sum())
 
-            predictor.predict(src, write_rows)
+            # one writer thread; at most one block of rows waits for it (bounded memory)
+            with ThreadPoolExecutor(1, thread_name_prefix="tile-writer") as writer:
+                pending: list[Future] = []
+
+                def hand_over(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+                    if pending:
+                        pending.pop().result()
+                    pending.append(writer.submit(write_rows, row0, probs, valid))
+
+                predictor.predict(src, hand_over)
+                if pending:
+                    pending.pop().result()
             lc.write_colormap(1, colormap())
             fu.write_colormap(1, fuel_colormap())
             lc.set_band_description(1, "land cover class code (0 = nodata)")
@@ -111,17 +127,29 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
         cog_profile.update(blockxsize=256, blockysize=256)
         # overviews down to about 128 px, at least one level even for small tiles
         levels = max(1, math.ceil(math.log2(max(src.height, src.width) / 128)))
-        for name, raw in paths.items():
+
+        def translate(name: str) -> Path:
             resampling = "average" if name == "confidence.tif" else "mode"
             cog = tmp / f"cog-{name}"
-            cog_translate(raw, cog, cog_profile, overview_resampling=resampling, overview_level=levels,
+            cog_translate(paths[name], cog, cog_profile, overview_resampling=resampling, overview_level=levels,
                           in_memory=False, quiet=True, use_cog_driver=False)
+            return cog
+
+        # GDAL's default cache would hold all three rasters and their copies (+700 MB at 8192 px)
+        with gdal_cache_budget(COG_GDAL_CACHE), ThreadPoolExecutor(len(paths), thread_name_prefix="tile-cog") as pool:
+            cogs = dict(zip(paths, pool.map(translate, paths), strict=True))
+        # the sidecars mark a tile complete: drop them before replacing any raster, so an interrupted
+        # overwrite never looks complete (a rerun redoes the tile)
+        for marker in (PROVENANCE, STAC_ITEM):
+            (tile_out / marker).unlink(missing_ok=True)
+        for name, cog in cogs.items():
             os.replace(cog, tile_out / name)  # same folder: atomic
         atomic_write_text(tile_out / "landcover.tif.aux.xml",
                           _categories_aux_xml({c.code: c.name for c in CLASSES}))
         atomic_write_text(tile_out / "fuel.tif.aux.xml",
                           _categories_aux_xml({k: v[0] for k, v in FBFM40.items()}))
-        atomic_write_json(tile_out / PROVENANCE, provenance)
+        atomic_write_json(tile_out / STAC_ITEM, build_item(tile_out, provenance["tile"], provenance).to_dict())
+        atomic_write_json(tile_out / PROVENANCE, provenance)  # last: the tile is complete
         km2 = counted[0] * abs(src.profile["transform"].a * src.profile["transform"].e) / 1e6
         return TileOutcome(provenance["tile"], "written", counted[0], km2)
     finally:

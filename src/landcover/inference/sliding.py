@@ -35,7 +35,7 @@ from rasterio.windows import Window
 
 from landcover.bands import NUM_BANDS, NUM_CHANNELS, SEASONS
 from landcover.classes import NUM_CLASSES
-from landcover.dataset import DataContractError, TileRef
+from landcover.dataset import DataContractError, TileRef, check_tile
 from landcover.model.bundle import ModelBundle
 from landcover.model.normalization import normalize
 
@@ -43,6 +43,7 @@ RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]  # (row0, probs (C,
 
 PREFETCH_BATCHES = 2  # normalised batches the reader may have ready ahead of the model
 MIN_GDAL_CACHE = 64 * 2**20
+EMIT_PIXELS = 96 * 2048  # finished rows go to the callback in parts of about this many pixels
 
 
 def blend_weights(window: int, overlap: int) -> np.ndarray:
@@ -76,6 +77,7 @@ class TileSource:
     def __init__(self, tile: TileRef, drop_season: str | None = None) -> None:
         self.tile = tile
         self.drop = SEASONS.index(drop_season) if drop_season else None
+        check_tile(tile, need_label=False)  # bands, dtype and one grid, or an error naming the file
         self.datasets = []
         try:
             for s in SEASONS:
@@ -84,14 +86,6 @@ class TileSource:
             self.close()
             raise DataContractError(f"{tile.season_path(s)}: cannot open: {exc}") from exc
         first = self.datasets[0]
-        for ds, s in zip(self.datasets, SEASONS, strict=True):
-            if ds.count != 10 or ds.dtypes[0] != "uint16":
-                self.close()
-                raise DataContractError(f"{tile.season_path(s)}: {ds.count} bands of {ds.dtypes[0]}, "
-                                        "expected 10 bands of uint16")
-            if (ds.crs, ds.transform, ds.shape) != (first.crs, first.transform, first.shape):
-                self.close()
-                raise DataContractError(f"{tile.season_path(s)}: grid differs from {tile.season_path(SEASONS[0])}")
         self.height, self.width = first.shape
         self.profile = first.profile
         self.block_rows = max(1, min(first.block_shapes[0][0], self.height))
@@ -144,10 +138,8 @@ class TileSource:
 
 
 class _GdalCache:
-    """GDAL's block cache (one per process) sized to what the predictions running now need.
-
-    GDAL's default (5 % of RAM) keeps every decoded block of a large tile, so memory would grow
-    with the tile; a strip reader needs one block row of the tile's files."""
+    """GDAL's block cache (one per process) sized to what the readers and writers running now
+    need; see `gdal_cache_budget`."""
 
     lock = threading.Lock()
     needs: dict[int, int] = {}
@@ -171,6 +163,14 @@ class _GdalCache:
                     set_gdal_config("GDAL_CACHEMAX", max(sum(cls.needs.values()), MIN_GDAL_CACHE))
                 elif cls.saved is not None:
                     set_gdal_config("GDAL_CACHEMAX", cls.saved)
+
+
+def gdal_cache_budget(nbytes: int):
+    """Context manager: GDAL's block cache is one per process and by default 5 % of RAM, which
+    keeps every decoded block of a large tile, so memory would grow with the tile. Inside, the
+    cache is the sum of the budgets open now (at least MIN_GDAL_CACHE); the previous setting comes
+    back when the last one closes. A strip reader needs one block row of the tile's files."""
+    return _GdalCache.reserve(nbytes)
 
 
 _DONE = object()
@@ -291,8 +291,10 @@ class SlidingPredictor:
                 fresh[:, :, m + w :] = fresh[:, :, right]
             for b0 in range(0, len(xs), self.batch_size):
                 group = xs[b0 : b0 + self.batch_size]
-                batch = np.stack([strip[:, :, x : x + win] for x in group])
-                yield group, torch.from_numpy(normalize(batch, self._norm))
+                batch = np.empty((len(group), NUM_CHANNELS, win, win), np.float32)
+                for j, x in enumerate(group):  # straight from the strip: no uint16 copy of the batch
+                    normalize(strip[:, :, x : x + win], self._norm, out=batch[j])
+                yield group, torch.from_numpy(batch)
             valid = np.bitwise_or.reduce(strip[:, :, m : m + w], axis=0) != 0
             yield _StripEnd(k, valid)
             prev = y
@@ -310,7 +312,8 @@ class SlidingPredictor:
             strip_weight[:, x : x + win] += self.weights
         acc = np.zeros((NUM_CLASSES, win, wp), np.float32)
         wsum = np.zeros((win, wp), np.float32)
-        with _GdalCache.reserve(int(src.block_row_bytes() * 1.25)):
+        # one block row of the inputs (reads go block row by block row) and the writers' blocks
+        with gdal_cache_budget(int(src.block_row_bytes() * 1.05) + 16 * 2**20):
             reader = _Prefetch(self._batches(src, xs, ys, wp, hp), PREFETCH_BATCHES)
             try:
                 for item in reader:
@@ -325,9 +328,10 @@ class SlidingPredictor:
                     y_next = ys[k + 1] if k + 1 < len(ys) else y + win
                     done = y_next - y  # rows [y, y_next) are final
                     lo, hi = max(y, m), min(y_next, m + h)  # keep rows inside the original raster
-                    if hi > lo:
-                        sl = slice(lo - y, hi - y)
-                        on_rows(lo - m, acc[:, sl, m : m + w] / wsum[sl, m : m + w], item.valid[sl].copy())
+                    step = max(1, EMIT_PIXELS // w)  # wide tiles: rows handed over in parts
+                    for r0 in range(lo, hi, step):
+                        sl = slice(r0 - y, min(r0 + step, hi) - y)
+                        on_rows(r0 - m, acc[:, sl, m : m + w] / wsum[sl, m : m + w], item.valid[sl].copy())
                     # shift the unfinished rows to the top of the buffers
                     acc[:, : win - done] = acc[:, done:]
                     acc[:, win - done :] = 0

@@ -21,14 +21,12 @@ from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
 from landcover.inference.outputs import (
     OUTPUTS,
-    STAC_ITEM,
     TileOutcome,
     provenance_matches,
     remove_stale_temporaries,
     write_tile,
 )
 from landcover.inference.sliding import SlidingPredictor, TileSource
-from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, sha256_file
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
@@ -78,8 +76,11 @@ class TilePredictor:
         self.ref, self.out_dir = ref, Path(out_dir)
         self.window, self.overlap = p.inference.window, p.inference.overlap
         self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device)
-        self.crosswalk = {int(k): int(v) for k, v in bundle.meta.crosswalk.items()}
-        self.crosswalk_version = bundle.meta.crosswalk_version
+        # the crosswalk of params.yaml wins: a new crosswalk version needs no retraining; the one the
+        # model was trained with is recorded beside it
+        self.crosswalk = {int(k): int(v) for k, v in p.fuel.crosswalk.items()}
+        self.crosswalk_version = p.fuel.crosswalk_version
+        self.model_crosswalk_version = bundle.meta.crosswalk_version
         self.lut = lookup_table(self.crosswalk)
 
     def __call__(self, tile: TileRef) -> TileOutcome:
@@ -95,6 +96,8 @@ class TilePredictor:
                           "run_id": self.ref.run_id},
                 "crosswalk_version": self.crosswalk_version,
                 "crosswalk": {str(k): v for k, v in sorted(self.crosswalk.items())},
+                "model_crosswalk_version": self.model_crosswalk_version,
+                "code": CODE_FINGERPRINT,
                 "inputs": {p.name: sha256_file(p) for p in tile.season_paths.values()},
                 "window": self.window, "overlap": self.overlap,
                 "software_version": __version__,
@@ -103,13 +106,13 @@ class TilePredictor:
                 return TileOutcome(tile.key, "skipped", 0, 0.0)
             provenance["created"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
-                outcome = write_tile(self.predictor, src, tile_out, self.lut, provenance)
-            atomic_write_json(tile_out / STAC_ITEM, build_item(tile_out, tile.key, provenance).to_dict())
-            return outcome
+                return write_tile(self.predictor, src, tile_out, self.lut, provenance)
 
 
 def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None
                  ) -> tuple[list[TileRef], dict[str, str]]:
+    if (split_file is None) != (subset is None):
+        raise LandcoverError("--split and --subset go together (for example --split splits/split.csv --subset test)")
     tiles, bad = discover_tiles(input_dir)
     failed = {b.path: b.reason for b in bad}
     if split_file is not None and subset:
@@ -120,12 +123,45 @@ def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | 
     return tiles, failed
 
 
+def _code_fingerprint() -> str:
+    """Hash of the code that shapes the output pixels: a fix there redoes tiles on the next run."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + [here.parent / "model" / "normalization.py",
+                                         here.parent / "model" / "bundle.py", here.parent / "fuel.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+CODE_FINGERPRINT = _code_fingerprint()
+
+
 def _serial_map(fn, tiles):
     for tile in tiles:
         try:
             yield fn(tile)
         except Exception as exc:  # noqa: BLE001 - reported per tile, the others go on
             yield exc
+
+
+def thread_map(workers: int) -> MapFn:
+    """Tiles on `workers` threads (order kept); exceptions are returned per tile, not raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(fn, tiles):
+        def safe(tile):
+            try:
+                return fn(tile)
+            except Exception as exc:  # noqa: BLE001 - reported per tile
+                return exc
+
+        with ThreadPoolExecutor(workers) as pool:
+            yield from pool.map(safe, tiles)
+
+    return run
 
 
 def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None = None,
@@ -140,7 +176,9 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
         raise LandcoverError(f"{input_dir}: no tile folders found")
     worker = TilePredictor(bundle, ref, p, out_dir, device)
     result = PredictResult(Path(out_dir), ref, failed=dict(failed))
-    outcomes = (map_fn or _serial_map)(worker, tiles)
+    if map_fn is None:
+        map_fn = thread_map(p.predict.workers) if p.predict.workers > 1 else _serial_map
+    outcomes = map_fn(worker, tiles)
     for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
         if isinstance(outcome, Exception):
             result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__

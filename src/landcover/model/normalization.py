@@ -72,10 +72,22 @@ def compute_norm_stats(tiles: Iterable[TileRef], max_pixels_per_tile: int = 6553
     return NormStats(mean.astype(np.float32), std.astype(np.float32))
 
 
-def normalize(dn: np.ndarray, stats: NormStats) -> np.ndarray:
+def normalize(dn: np.ndarray, stats: NormStats, out: np.ndarray | None = None) -> np.ndarray:
     """(..., 40, H, W) raw DN (or reflectance x 10000) -> float32 z-scores; nodata (0) -> 0,
-    the channel mean, so a missing season looks like 'no information' to the network."""
-    x = dn.astype(np.float32) / REFLECTANCE_SCALE
+    the channel mean, so a missing season looks like 'no information' to the network.
+
+    In place on one float32 buffer (the same operations, so the same bits, as the textbook
+    `(dn / scale - mean) / std`): inference and the training loader call it on every batch.
+    `out` (float32, dn's shape) receives the result, e.g. one window of a batch being filled."""
     shape = (NUM_CHANNELS, 1, 1)
-    z = (x - stats.mean.reshape(shape)) / stats.std.reshape(shape)
-    return np.where(dn > 0, z, 0.0).astype(np.float32)
+    if out is None:
+        z = dn.astype(np.float32)
+    else:
+        z = out
+        np.copyto(z, dn)
+    z /= REFLECTANCE_SCALE
+    z -= stats.mean.reshape(shape)
+    z /= stats.std.reshape(shape)
+    # nodata: 0 for the uint16 contract; also NaN or negative values from float input (pyfunc)
+    np.copyto(z, 0.0, where=~(dn > 0))
+    return z
