@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REPO
 from landcover.config import ConfigError, load_params
 from landcover.promotion.gates import decide
-
-from conftest import REPO
 
 P = REPO / "params.yaml"
 

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,9 @@ def provenance_matches(tile_out: Path, expected: dict) -> bool:
 
 
 def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut: np.ndarray,
-               provenance: dict) -> TileOutcome:
+               provenance: dict | Callable[[], dict]) -> TileOutcome:
+    """Predict and write one tile. `provenance` may be a function, called once the model is done
+    (so input checksums can be computed while it runs)."""
     tile_out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=tile_out))
     try:
@@ -83,9 +86,6 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                        crs=src.profile["crs"], transform=src.profile["transform"], nodata=0,
                        tiled=True, blockxsize=256, blockysize=256)
         paths = {name: tmp / f"raw-{name}" for name in OUTPUTS}
-        # no timestamp in the rasters: a rerun of the same model on the same inputs gives the same bytes
-        tags = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
-                for k, v in provenance.items() if k != "created"}
         with rasterio.open(paths["landcover.tif"], "w", **profile) as lc, \
                 rasterio.open(paths["fuel.tif"], "w", **profile) as fu, \
                 rasterio.open(paths["confidence.tif"], "w", **profile) as co:
@@ -113,6 +113,11 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                 predictor.predict(src, hand_over)
                 if pending:
                     pending.pop().result()
+            if callable(provenance):
+                provenance = provenance()
+            # no timestamp in the rasters: a rerun of the same model on the same inputs gives the same bytes
+            tags = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v))
+                    for k, v in provenance.items() if k != "created"}
             lc.write_colormap(1, colormap())
             fu.write_colormap(1, fuel_colormap())
             lc.set_band_description(1, "land cover class code (0 = nodata)")

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
 from landcover.inference.outputs import (
     OUTPUTS,
+    PROVENANCE,
     TileOutcome,
     provenance_matches,
     remove_stale_temporaries,
@@ -88,25 +90,31 @@ class TilePredictor:
         if missing:
             raise DataContractError(f"{missing[0]}: season file missing")
         tile_out = self.out_dir / tile.city_id / tile.tile_id
-        with tile_lock(tile_out):
+        with tile_lock(tile_out), ThreadPoolExecutor(1, thread_name_prefix="checksums") as pool:
             remove_stale_temporaries(tile_out)
-            provenance = {
-                "tile": tile.key,
-                "model": {"uri": self.ref.resolved_uri, "name": self.ref.name, "version": self.ref.version,
-                          "run_id": self.ref.run_id},
-                "crosswalk_version": self.crosswalk_version,
-                "crosswalk": {str(k): v for k, v in sorted(self.crosswalk.items())},
-                "model_crosswalk_version": self.model_crosswalk_version,
-                "code": CODE_FINGERPRINT,
-                "inputs": {p.name: sha256_file(p) for p in tile.season_paths.values()},
-                "window": self.window, "overlap": self.overlap,
-                "software_version": __version__,
-            }
-            if provenance_matches(tile_out, provenance):
+            # hashing the inputs (hundreds of MB a tile) runs beside the model; it is awaited up
+            # front only when an earlier run's sidecar may let the tile be skipped
+            inputs = pool.submit(lambda: {p.name: sha256_file(p) for p in tile.season_paths.values()})
+
+            def provenance() -> dict:
+                return {
+                    "tile": tile.key,
+                    "model": {"uri": self.ref.resolved_uri, "name": self.ref.name, "version": self.ref.version,
+                              "run_id": self.ref.run_id},
+                    "crosswalk_version": self.crosswalk_version,
+                    "crosswalk": {str(k): v for k, v in sorted(self.crosswalk.items())},
+                    "model_crosswalk_version": self.model_crosswalk_version,
+                    "code": CODE_FINGERPRINT,
+                    "inputs": inputs.result(),
+                    "window": self.window, "overlap": self.overlap,
+                    "software_version": __version__,
+                }
+
+            if (tile_out / PROVENANCE).is_file() and provenance_matches(tile_out, provenance()):
                 return TileOutcome(tile.key, "skipped", 0, 0.0)
-            provenance["created"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+            created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
-                return write_tile(self.predictor, src, tile_out, self.lut, provenance)
+                return write_tile(self.predictor, src, tile_out, self.lut, lambda: {**provenance(), "created": created})
 
 
 def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None
