@@ -43,3 +43,5 @@ def test_a_class_absent_from_the_test_split_is_named_as_such() -> None:
     decision = decide(metrics, None, p.promote)
     assert decision.alias == "challenger"
     assert any("no Wetlands pixels" in r for r in decision.reasons)
+    no_floor = p.promote.model_copy(update={"min_class_iou": 0.0})
+    assert decide(metrics, None, no_floor).alias == "champion"
