@@ -57,7 +57,8 @@ def run_stage(stage: str, repo: str, force: bool = False) -> str:
 
 def _publish(stage: str, repo: Path) -> None:
     docs = {
-        "validate": ("validation-summary", lambda: _validation_md(repo)),
+        "validate": ("validation-summary",
+                     lambda: reporting.validation_markdown(repo / "reports/validation/summary.json")),
         "split": ("split-statistics", lambda: reporting.split_markdown(repo / "metrics/split.json")),
         "evaluate": ("evaluation-report", lambda: reporting.evaluation_markdown(repo / "metrics/evaluate.json")),
         "promote": ("promotion-decision", lambda: reporting.promotion_markdown(repo / "metrics/promotion.json")),
@@ -67,13 +68,6 @@ def _publish(stage: str, repo: Path) -> None:
     if stage in docs:
         key, build = docs[stage]
         create_markdown_artifact(key=key, markdown=build(), description=f"{stage} stage")
-
-
-def _validation_md(repo: Path) -> str:
-    s = json.loads((repo / "reports/validation/summary.json").read_text())
-    return (f"# Tile validation\n\n{s['tiles_checked']} tiles checked, {s['tiles_passed']} passed, "
-            f"{s['tiles_quarantined']} quarantined ({s['quarantined_fraction']:.1%}).\n\n"
-            f"Data Docs: `{repo / 'reports/validation/data_docs/index.html'}`\n")
 
 
 @flow(name="training-pipeline", log_prints=True)

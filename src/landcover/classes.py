@@ -33,7 +33,6 @@ CLASSES: tuple[LandCoverClass, ...] = (
 )
 NUM_CLASSES = len(CLASSES)
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
-CODE_TO_CLASS = {c.code: c for c in CLASSES}
 
 # Named codes for readability in generators and tests.
 ROADS, URBAN, BARE, WETLANDS, WATER, GRASSLAND, AGRICULTURAL, BROADLEAVED, CONIFEROUS, SHRUBS = range(

@@ -245,9 +245,3 @@ def check_tile(tile: TileRef, need_label: bool = True) -> tuple[int, int]:
                 what = "CRS" if this[0] != grid[0] else "shape" if this[2] != grid[2] else "transform"
                 raise DataContractError(f"{path}: {what} differs from {first.name} (files must share one grid)")
     return grid[2]
-
-
-def iter_split_tiles(root: Path, split_rows: Iterable[dict[str, str]], split: str) -> Iterator[TileRef]:
-    for row in split_rows:
-        if row["split"] == split:
-            yield tile_ref(root, row["city_id"], row["tile_id"])

@@ -16,6 +16,19 @@ def _load(path: Path) -> dict | None:
         return None
 
 
+def validation_markdown(summary_path: Path) -> str:
+    s = _load(summary_path)
+    if not s:
+        return f"No validation summary at `{summary_path}`."
+    reasons = "\n".join(f"| {k} | {n} |" for k, n in s.get("quarantined_by_reason", {}).items() if n)
+    return (
+        f"# Tile validation\n\n{s['tiles_checked']} tiles checked, {s['tiles_passed']} passed, "
+        f"{s['tiles_quarantined']} quarantined ({s['quarantined_fraction']:.1%}).\n\n"
+        + (f"| reason | tiles |\n|---|---:|\n{reasons}\n\n" if reasons else "")
+        + f"Data Docs: `{Path(summary_path).parent / 'data_docs' / 'index.html'}`\n"
+    )
+
+
 def split_markdown(stats_path: Path) -> str:
     s = _load(stats_path)
     if not s:

@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from landcover.bands import SEASONS
 from landcover.classes import CLASS_NAMES, NUM_CLASSES
 from landcover.config import Params
-from landcover.dataset import TileRef, read_cities, read_label, tiles_dir
+from landcover.dataset import TileRef, read_cities, read_label
 from landcover.errors import LandcoverError
 from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_path, atomic_write_json
@@ -76,8 +76,7 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     tiles = read_split(split_file, data_root, "test")
     if not tiles:
         raise LandcoverError(f"{split_file}: the test split is empty")
-    root = tiles_dir(data_root).parent if (Path(data_root) / "tiles").is_dir() else Path(data_root)
-    cities = read_cities(root / "cities.csv")
+    cities = read_cities(Path(data_root) / "cities.csv")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bundle, ref = load_bundle(model_uri, device)
     predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size, device)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
@@ -159,8 +158,3 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
         return TileOutcome(provenance["tile"], "written", counted[0], km2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def colour_interp_is_palette(path: Path) -> bool:
-    with rasterio.open(path) as ds:
-        return ds.colorinterp[0] == ColorInterp.palette

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +20,6 @@ from landcover.dataset import DataContractError, TileRef, discover_tiles
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
 from landcover.inference.outputs import (
-    OUTPUTS,
     PROVENANCE,
     TileOutcome,
     provenance_matches,
@@ -32,6 +30,7 @@ from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_write_json, sha256_file
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
+from landcover.parallel import thread_map
 from landcover.tracking import connect
 
 MapFn = Callable[[Callable[[TileRef], TileOutcome], list[TileRef]], Iterable["TileOutcome | Exception"]]
@@ -147,31 +146,6 @@ def _code_fingerprint() -> str:
 CODE_FINGERPRINT = _code_fingerprint()
 
 
-def _serial_map(fn, tiles):
-    for tile in tiles:
-        try:
-            yield fn(tile)
-        except Exception as exc:  # noqa: BLE001 - reported per tile, the others go on
-            yield exc
-
-
-def thread_map(workers: int) -> MapFn:
-    """Tiles on `workers` threads (order kept); exceptions are returned per tile, not raised."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def run(fn, tiles):
-        def safe(tile):
-            try:
-                return fn(tile)
-            except Exception as exc:  # noqa: BLE001 - reported per tile
-                return exc
-
-        with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(safe, tiles)
-
-    return run
-
-
 def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None = None,
                 split_file: Path | None = None, subset: str | None = None, map_fn: MapFn | None = None,
                 progress: Callable[[int, int, str], None] | None = None) -> PredictResult:
@@ -184,9 +158,7 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
         raise LandcoverError(f"{input_dir}: no tile folders found")
     worker = TilePredictor(bundle, ref, p, out_dir, device)
     result = PredictResult(Path(out_dir), ref, failed=dict(failed))
-    if map_fn is None:
-        map_fn = thread_map(p.predict.workers) if p.predict.workers > 1 else _serial_map
-    outcomes = map_fn(worker, tiles)
+    outcomes = (map_fn or thread_map(p.predict.workers, catch_errors=True))(worker, tiles)
     for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
         if isinstance(outcome, Exception):
             result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__
@@ -200,11 +172,3 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
     result.seconds = time.perf_counter() - start
     atomic_write_json(Path(out_dir) / "run_summary.json", result.summary())
     return result
-
-
-def outputs_of(out_dir: Path, tile_key: str) -> list[Path]:
-    return [Path(out_dir) / tile_key / name for name in OUTPUTS]
-
-
-def read_summary(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / "run_summary.json").read_text())

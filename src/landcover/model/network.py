@@ -12,8 +12,6 @@ from landcover.bands import NUM_CHANNELS
 from landcover.classes import NUM_CLASSES
 from landcover.errors import LandcoverError
 
-DEPTH_ARCHS = {"Unet", "UnetPlusPlus", "Linknet", "MAnet", "FPN", "PSPNet", "DeepLabV3Plus", "PAN"}
-
 
 def check_arch_and_encoder(arch: str, encoder: str) -> None:
     """Fail before training with a message naming the params key."""

@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,7 @@ from landcover.dataset import (
 )
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, atomic_write_text
+from landcover.parallel import thread_map
 from landcover.validation.metadata import bad_entry_row, columns, tile_row
 from landcover.validation.suite import REASONS, Failure, failures_by_tile, run_checkpoint
 
@@ -130,18 +130,6 @@ def inspect_tile(tile: TileRef, cities: dict[str, City], params: Params) -> dict
     city = cities.get(tile.city_id)
     row["climate_zone"] = city.climate_zone if city else None
     return row
-
-
-def thread_map(workers: int) -> MapFn:
-    """The default runner: a thread pool (GDAL and numpy release the GIL while decoding)."""
-
-    def run(fn: Callable[[TileRef], dict], tiles: Sequence[TileRef]) -> list[dict]:
-        if workers <= 1 or len(tiles) <= 1:
-            return [fn(t) for t in tiles]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool:
-            return list(pool.map(fn, tiles))
-
-    return run
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -1,0 +1,34 @@
+"""Per-tile work on threads (GDAL, numpy and torch release the GIL), shared by every stage's CLI
+and DVC path; the Prefect flows pass their own task-runner map instead."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def thread_map(workers: int, catch_errors: bool = False
+               ) -> Callable[[Callable[[T], R], Sequence[T]], Iterator[R | Exception]]:
+    """A `map_fn(fn, items)` yielding results in order as they finish. With `catch_errors` an
+    item's exception is yielded in its place (the other items go on) instead of raised."""
+
+    def run(fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R | Exception]:
+        def call(item: T) -> R | Exception:
+            if not catch_errors:
+                return fn(item)
+            try:
+                return fn(item)
+            except Exception as exc:  # noqa: BLE001 - reported per item by the caller
+                return exc
+
+        if workers <= 1 or len(items) <= 1:
+            yield from map(call, items)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            yield from pool.map(call, items)
+
+    return run
