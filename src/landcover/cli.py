@@ -86,6 +86,8 @@ STAGE_MODULES = (
     "landcover.evaluation.command",
     "landcover.promotion.command",
     "landcover.inference.command",
+    "landcover.mosaic.command",
+    "landcover.labels.command",
 )
 
 

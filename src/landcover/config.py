@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from landcover.bands import BANDS, SEASONS
 from landcover.errors import LandcoverError
 
 SplitName = Literal["train", "val", "test"]
@@ -185,6 +186,92 @@ class FuelParams(_Section):
         return v
 
 
+S2_ASSETS: tuple[str, ...] = (*BANDS, "SCL")  # the asset roles a mosaic reads: ten bands and the SCL
+
+
+class StacPreset(_Section):
+    """Where a catalogue keeps Sentinel-2 L2A: API root, collection, and its asset key per band."""
+
+    url: str | None = None
+    collection: str = "sentinel-2-l2a"
+    assets: dict[str, str]  # B02..B12 and SCL -> the catalogue's asset key
+    sign: Literal["planetary-computer"] | None = None  # hrefs need signing before they can be read
+
+    @field_validator("assets")
+    @classmethod
+    def _every_band(cls, v: dict[str, str]) -> dict[str, str]:
+        missing, extra = sorted(set(S2_ASSETS) - set(v)), sorted(set(v) - set(S2_ASSETS))
+        if missing or extra:
+            raise ValueError(f"needs exactly {', '.join(S2_ASSETS)} (missing {missing}, unexpected {extra})")
+        return v
+
+
+class PlausibilityParams(_Section):
+    """Per-scene check after the BOA offset: clear land pixels should not be mostly <= 0 (BRIEF 8)."""
+
+    min_land_pixels: int = Field(500, ge=1)  # fewer clear land pixels on the tile: no verdict
+    max_nonpositive_fraction: float = Field(0.5, gt=0, le=1)  # share of clear land pixels with B02 <= 0
+    on_fail: Literal["drop", "fix"] = "drop"  # drop the scene, or keep it without the offset if that is plausible
+
+
+class MosaicParams(_Section):
+    source: str = "earth-search"  # preset name, STAC API URL, local STAC catalog/item collection, SAFE folder
+    preset: str | None = None  # asset preset for a STAC URL or local catalog (default: detected)
+    presets: dict[str, StacPreset] = {}
+    year: int | None = Field(None, ge=2015)
+    grid: int = Field(1, ge=1)  # tiles per side around each city of --cities
+    size: int = Field(2048, ge=16)  # tile side in pixels (10 m)
+    # month windows per season, inclusive; a start month after the end month starts the year before
+    seasons: dict[str, tuple[int, int]] = {"spring": (3, 5), "summer": (6, 8), "autumn": (9, 11),
+                                           "winter": (12, 2)}
+    max_cloud_cover: float = Field(70.0, ge=0, le=100)  # scene-level eo:cloud_cover, percent
+    mask_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
+    mask_snow: bool = False  # snow (SCL 11) is real surface in winter
+    quantile: float = Field(0.5, ge=0, le=1)  # 0.5: the median of the clear observations
+    resampling_20m: Literal["bilinear", "cubic", "nearest", "average"] = "bilinear"
+    offset_when_unknown: int | None = None  # BOA offset (DN) for scenes whose metadata states none
+    plausibility: PlausibilityParams = PlausibilityParams()
+    chunk: int = Field(512, ge=16)  # Dask chunk side in pixels
+    retries: int = Field(2, ge=0)  # reruns of a tile's season after a read failure
+    retry_delay_s: float = Field(5.0, ge=0)
+    skip_unreadable_scenes: bool = False  # false: a scene unreadable after the retries fails its tile
+    workers: int | None = Field(None, ge=1)  # Dask threads (default: every core)
+    dask_address: str | None = None  # e.g. tcp://scheduler:8786
+
+    @field_validator("seasons")
+    @classmethod
+    def _four_seasons(cls, v: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        if set(v) != set(SEASONS):
+            raise ValueError(f"needs exactly the seasons {', '.join(SEASONS)}, got {sorted(v)}")
+        bad = {k: m for k, m in v.items() if not all(1 <= x <= 12 for x in m)}
+        if bad:
+            raise ValueError(f"months must be 1..12, got {bad}")
+        return v
+
+    @field_validator("mask_scl")
+    @classmethod
+    def _scl_codes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= c <= 11 for c in v):
+            raise ValueError(f"SCL codes are 0..11, got {list(v)}")
+        return v
+
+
+class LabelsParams(_Section):
+    attribute: str | None = None  # vector attribute holding the class value
+    preset: str | None = None  # crosswalk preset (worldcover, clc, clc-raster); see docs/real-data.md
+    # reference value -> class code 0..10; values not listed become 0 (unlabelled) and are counted
+    crosswalk: dict[str | int, int] | None = None
+    lines_all_touched: bool = True  # line features (roads) burn every pixel they touch
+
+    @field_validator("crosswalk")
+    @classmethod
+    def _class_codes(cls, v: dict[str | int, int] | None) -> dict[str | int, int] | None:
+        bad = {k: c for k, c in (v or {}).items() if not 0 <= c <= 10}
+        if bad:
+            raise ValueError(f"class codes are 0..10, got {bad}")
+        return v
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     synth: SynthParams = SynthParams()
@@ -197,6 +284,8 @@ class Params(_Section):
     promote: PromoteParams = PromoteParams()
     predict: PredictParams = PredictParams()
     fuel: FuelParams
+    mosaic: MosaicParams = MosaicParams()
+    labels: LabelsParams = LabelsParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from landcover.inference.outputs import (
     write_tile,
 )
 from landcover.inference.sliding import SlidingPredictor, TileSource
-from landcover.io_utils import atomic_write_json, sha256_file
+from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
 from landcover.parallel import thread_map
@@ -55,19 +52,6 @@ class PredictResult:
 
 def default_model_uri(p: Params) -> str:
     return p.predict.model_uri or f"models:/{p.mlflow.model_name}@champion"
-
-
-@contextmanager
-def tile_lock(directory: Path):
-    """Exclusive lock on the tile's output folder: two runs never write one tile at once."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 class TilePredictor:

@@ -27,6 +27,7 @@ from landcover.bands import BANDS, PIXEL_SIZE_M, REFLECTANCE_SCALE, SEASONS
 from landcover.classes import CLASSES, colormap
 from landcover.dataset import CLIMATE_ZONES, City, write_cities
 from landcover.errors import LandcoverError
+from landcover.geo import utm_epsg
 from landcover.io_utils import atomic_write_json, atomic_write_text
 from landcover.synth.cities import CITY_TABLE, ZONE_ORDER
 from landcover.synth.landscape import make_landscape, smooth_noise
@@ -60,11 +61,6 @@ class SynthOptions:
         for z in self.zones or ():
             if z not in CLIMATE_ZONES:
                 raise SynthError(f"unknown climate zone {z!r}; known: {', '.join(CLIMATE_ZONES)}")
-
-
-def utm_epsg(lat: float, lon: float) -> int:
-    zone = int((lon + 180) // 6) + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def pick_cities(n: int, zones: tuple[str, ...] | None = None) -> list[City]:

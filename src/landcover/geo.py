@@ -1,0 +1,68 @@
+"""Map grids shared by the stages that make rasters: UTM zones and the 10 m tile grid."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from landcover.bands import PIXEL_SIZE_M
+
+
+def utm_epsg(lat: float, lon: float) -> int:
+    """EPSG code of the WGS84 UTM zone holding a point (326xx north, 327xx south)."""
+    zone = min(int((lon + 180) // 6) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """One output tile: its ids and its pixel grid (north-up, 10 m, aligned to multiples of 10 m)."""
+
+    city_id: str
+    tile_id: str
+    epsg: int
+    west: float
+    north: float
+    width: int
+    height: int
+    resolution: float = PIXEL_SIZE_M
+
+    @property
+    def key(self) -> str:
+        return f"{self.city_id}/{self.tile_id}"
+
+    @property
+    def crs(self) -> CRS:
+        return CRS.from_epsg(self.epsg)
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.resolution, 0.0, self.west, 0.0, -self.resolution, self.north)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in the tile's CRS."""
+        return (self.west, self.north - self.height * self.resolution,
+                self.west + self.width * self.resolution, self.north)
+
+    def lonlat_bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees, densified so the whole tile is inside."""
+        return tuple(transform_bounds(self.crs, "EPSG:4326", *self.bounds, densify_pts=21))
+
+    def centre_lon(self) -> float:
+        west, _, east, _ = self.lonlat_bounds()
+        return (west + east) / 2
+
+    def describe(self) -> dict:
+        return {"crs": f"EPSG:{self.epsg}", "transform": list(self.transform)[:6],
+                "width": self.width, "height": self.height}
+
+
+def snap(value: float, step: float = PIXEL_SIZE_M, how: str = "round") -> float:
+    """A coordinate on the grid of multiples of `step` (the 10 m grid of every UTM zone)."""
+    fn = {"round": round, "floor": math.floor, "ceil": math.ceil}[how]
+    return float(fn(value / step) * step)

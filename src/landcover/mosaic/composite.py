@@ -1,0 +1,65 @@
+"""The seasonal composite of one block of pixels: pure numpy, so it is tested without files.
+
+Per pixel, an observation is clear when its scene classification is not masked and every band
+holds data. Observations of one acquisition day (overlapping granules of one overpass) are fused
+first, so a pixel seen twice by one overpass counts once. The composite is a quantile (the median
+by default) of the clear days, per band, over the same days for every band; the count of clear
+days goes beside it. A pixel clear on no day is nodata (0) in every band, never a reflectance.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+NODATA = 0
+MAX_DN = 65535
+MAX_COUNT = 255  # the count layer is uint8
+
+
+def clear_mask(dn: np.ndarray, scl: np.ndarray, masked_scl: tuple[int, ...]) -> np.ndarray:
+    """(T, y, x) True where the scene saw the ground: SCL not masked, no band at nodata."""
+    return ~np.isin(scl, masked_scl) & (dn != NODATA).all(axis=1)
+
+
+def fuse_days(values: np.ndarray, clear: np.ndarray, day_of: np.ndarray) -> np.ndarray:
+    """(D, B, y, x) float32, NaN where unclear: per day, the first clear observation in scene order."""
+    days = int(day_of.max()) + 1 if day_of.size else 0
+    fused = np.full((days, *values.shape[1:]), np.nan, dtype=np.float32)
+    for t, d in enumerate(day_of):
+        take = clear[t] & np.isnan(fused[d, 0])
+        fused[d][:, take] = values[t][:, take]
+    return fused
+
+
+def composite_block(dn: np.ndarray, scl: np.ndarray, offsets: np.ndarray, day_of: np.ndarray,
+                    masked_scl: tuple[int, ...], quantile: float = 0.5) -> np.ndarray:
+    """Composite one block.
+
+    dn: (T, B, y, x) uint16 digital numbers; scl: (T, y, x) scene classification; offsets: (T, B)
+    BOA offset per scene and band, in DN (reflectance x 10000 = DN + offset); day_of: (T,) day index
+    of each scene. Returns (B + 1, y, x) uint16: the composite (reflectance x 10000, 1..65535, 0 =
+    no clear observation) and, last, the number of clear days (capped at 255).
+    """
+    clear = clear_mask(dn, scl, masked_scl)
+    values = dn.astype(np.float32) + offsets.astype(np.float32)[:, :, None, None]
+    fused = fuse_days(values, clear, np.asarray(day_of, dtype=np.int64))
+    count = (~np.isnan(fused[:, 0])).sum(axis=0) if len(fused) else np.zeros(dn.shape[2:], np.int64)
+    with warnings.catch_warnings():  # an all-NaN pixel is expected: it becomes nodata below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if quantile == 0.5:
+            value = np.nanmedian(fused, axis=0) if len(fused) else np.full(dn.shape[1:], np.nan)
+        else:
+            value = np.nanquantile(fused, quantile, axis=0) if len(fused) else np.full(dn.shape[1:], np.nan)
+    out = np.where(count > 0, np.clip(np.round(value), 1, MAX_DN), NODATA).astype(np.uint16)
+    return np.concatenate([out, np.minimum(count, MAX_COUNT)[None].astype(np.uint16)])
+
+
+def nonpositive_counts(blue: np.ndarray, scl: np.ndarray, offsets_blue: np.ndarray,
+                       land_scl: tuple[int, ...] = (4, 5)) -> np.ndarray:
+    """(T, 2) per scene: clear land pixels (SCL vegetation / not vegetated, blue band with data),
+    and how many of them are <= 0 after the offset (the plausibility check of BRIEF section 8)."""
+    land = np.isin(scl, land_scl) & (blue != NODATA)
+    nonpositive = land & (blue.astype(np.float32) + offsets_blue[:, None, None] <= 0)
+    return np.stack([land.sum(axis=(1, 2)), nonpositive.sum(axis=(1, 2))], axis=1).astype(np.int64)

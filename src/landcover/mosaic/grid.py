@@ -1,0 +1,71 @@
+"""Where the tiles go: an N x N block centred on each city, or the tiles that cover an area."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from landcover.dataset import City, DataContractError
+from landcover.geo import TileGrid, snap, utm_epsg
+
+
+def tile_id(row: int, col: int) -> str:
+    return f"r{row:02d}c{col:02d}"
+
+
+def city_tiles(city: City, grid: int, size: int, resolution: float = 10.0) -> list[TileGrid]:
+    """`grid` x `grid` tiles of `size` px centred on the city, in its UTM zone, on the 10 m grid."""
+    from pyproj import Transformer
+
+    epsg = utm_epsg(city.lat, city.lon)
+    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(city.lon, city.lat)
+    span = grid * size * resolution
+    west, north = snap(x - span / 2, resolution), snap(y + span / 2, resolution)
+    return [TileGrid(city.city_id, tile_id(r, c), epsg, west + c * size * resolution,
+                     north - r * size * resolution, size, size, resolution)
+            for r in range(grid) for c in range(grid)]
+
+
+def read_aoi(path: Path):
+    """The area of a vector file (any format GDAL reads, any CRS) as one geometry in EPSG:4326."""
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataContractError(f"{path}: AOI file not found")
+    try:
+        frame = gpd.read_parquet(path) if path.suffix.lower() == ".parquet" else gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure names the file
+        raise DataContractError(f"{path}: cannot read the AOI: {exc}") from exc
+    if frame.empty or frame.crs is None:
+        raise DataContractError(f"{path}: AOI has {'no features' if frame.empty else 'no CRS'}")
+    geometry = frame.to_crs(4326).geometry.union_all()
+    if geometry.is_empty or geometry.area == 0:
+        raise DataContractError(f"{path}: AOI has no area (polygons are needed)")
+    return geometry
+
+
+def aoi_tiles(geometry_lonlat, city_id: str, size: int, resolution: float = 10.0) -> list[TileGrid]:
+    """Tiles of `size` px covering the area on the 10 m grid of its UTM zone. The last row and
+    column are cut to the area's bounds, and tiles that miss the area are left out."""
+    from pyproj import Transformer
+    from shapely.geometry import box
+    from shapely.ops import transform
+
+    centre = geometry_lonlat.centroid
+    epsg = utm_epsg(centre.y, centre.x)
+    to_utm = Transformer.from_crs(4326, epsg, always_xy=True).transform
+    area = transform(to_utm, geometry_lonlat)
+    minx, miny, maxx, maxy = area.bounds
+    west, south = snap(minx, resolution, "floor"), snap(miny, resolution, "floor")
+    east, north = snap(maxx, resolution, "ceil"), snap(maxy, resolution, "ceil")
+    width_px, height_px = round((east - west) / resolution), round((north - south) / resolution)
+    tiles = []
+    for r in range(math.ceil(height_px / size)):
+        for c in range(math.ceil(width_px / size)):
+            w, h = min(size, width_px - c * size), min(size, height_px - r * size)
+            tile = TileGrid(city_id, tile_id(r, c), epsg, west + c * size * resolution,
+                            north - r * size * resolution, w, h, resolution)
+            if box(*tile.bounds).intersection(area).area > 0:
+                tiles.append(tile)
+    return tiles
