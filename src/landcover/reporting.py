@@ -80,3 +80,26 @@ def inference_markdown(summary_path: Path) -> str:
         f"{s['km2']} | {s['seconds']} | `{s['model']}` (version {s.get('model_version') or '-'}) |\n"
         + (f"\nFailed tiles:\n{failed}\n" if failed else "")
     )
+
+
+def dataset_markdown(summary: dict, source: dict) -> str:
+    """The build-dataset run: tiles mosaicked, labels burned, what failed and why."""
+    m = summary["mosaic"]
+    lines = [f"# Dataset build: `{m['out']}`", "",
+             f"Source: {', '.join(f'{k} `{v}`' for k, v in source.items())}", "",
+             "| step | written | up to date | failed |", "|---|---:|---:|---:|",
+             f"| mosaic | {m['tiles_written']} | {m['tiles_skipped']} | {m['tiles_failed']} |"]
+    labels = summary.get("labels")
+    if labels:
+        lines.append(f"| labels | {labels['tiles_written']} | {labels['tiles_skipped']} | {labels['tiles_failed']} |")
+    lines += ["", f"{m['megapixels']} Mpx composited in {m['seconds']} s."]
+    for key, notes in sorted(m["warnings"].items()):
+        lines.append(f"- `{key}`: {'; '.join(notes)}")
+    failed = {**m["failed"], **(labels["failed"] if labels else {})}
+    if failed:
+        lines += ["", "## Failed", ""] + [f"- `{k}`: {v}" for k, v in sorted(failed.items())]
+    if labels and labels["unmapped_values"]:
+        top = list(labels["unmapped_values"].items())[:15]
+        lines += ["", f"Unmapped reference values (set to 0): {labels['unmapped_pixels']} pixels", ""]
+        lines += [f"- `{v}`: {n}" for v, n in top]
+    return "\n".join(lines) + "\n"

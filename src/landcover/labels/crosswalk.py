@@ -42,7 +42,7 @@ class Crosswalk:
         """Class code 0..10, or UNMAPPED."""
         key = _key(value)
         if self.table is None:
-            return int(key) if key.isdigit() and 1 <= int(key) <= 10 else UNMAPPED
+            return int(key) if key.isdigit() and 0 <= int(key) <= 10 else UNMAPPED  # 0: unlabelled
         return self.table.get(key, UNMAPPED)
 
     def codes(self, values: np.ndarray, nodata: object = None) -> tuple[np.ndarray, Counter]:

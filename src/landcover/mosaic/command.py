@@ -12,47 +12,19 @@ from landcover.errors import LandcoverError
 REPORT = "mosaic_report.json"
 
 
-def _targets(args: argparse.Namespace, params: Params):
-    from landcover.dataset import City, check_id, read_cities
-    from landcover.mosaic.grid import aoi_tiles, city_tiles, read_aoi
-
-    size = args.size or params.mosaic.size
-    if args.cities:
-        cities = list(read_cities(args.cities).values())
-        if args.only:
-            wanted = set(args.only.split(","))
-            cities = [c for c in cities if c.city_id in wanted]
-            if not cities:
-                raise LandcoverError(f"{args.cities}: none of the cities {sorted(wanted)}")
-        grid = args.grid or params.mosaic.grid
-        return [t for c in cities for t in city_tiles(c, grid, size)], cities
-    city_id = check_id(args.city_id, "--city-id", "command line")
-    area = read_aoi(args.aoi)
-    existing = read_cities(args.out / "cities.csv") if (args.out / "cities.csv").is_file() else {}
-    zone = args.climate_zone or getattr(existing.get(city_id), "climate_zone", None)
-    if zone is None:
-        raise LandcoverError(f"--climate-zone is needed for a new city ({city_id} is not in {args.out}/cities.csv)")
-    centre = area.centroid
-    city = City(city_id, args.name or city_id, args.country or "", centre.y, centre.x, zone)
-    return aoi_tiles(area, city_id, size), [city]
-
-
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.io_utils import atomic_write_json
+    from landcover.mosaic.grid import plan_targets
     from landcover.mosaic.sources import open_source
     from landcover.mosaic.stage import run_mosaic
     from landcover.progress import item_bars
 
-    if bool(args.cities) == bool(args.aoi):
-        raise LandcoverError("give either --cities FILE or --aoi FILE --city-id ID")
-    if args.aoi and not args.city_id:
-        raise LandcoverError("--aoi needs --city-id")
     year = args.year or params.mosaic.year
     if year is None:
         raise LandcoverError("--year is needed (or params mosaic.year)")
-    tiles, cities = _targets(args, params)
-    if not tiles:
-        raise LandcoverError("no tile to make: the area is empty")
+    tiles, cities = plan_targets(args.out, args.size or params.mosaic.size, args.grid or params.mosaic.grid,
+                                 args.cities, args.only.split(",") if args.only else None, args.aoi, args.city_id,
+                                 args.climate_zone, args.name, args.country)
     source = open_source(args.source or params.mosaic.source, params.mosaic)
     with item_bars("step") as progress:
         result = run_mosaic(params, args.out, tiles, cities, source, year, progress=progress)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from landcover.dataset import City, DataContractError
+from landcover.dataset import City, DataContractError, check_id, read_cities
+from landcover.errors import LandcoverError
 from landcover.geo import TileGrid, snap, utm_epsg
 
 
@@ -69,3 +70,32 @@ def aoi_tiles(geometry_lonlat, city_id: str, size: int, resolution: float = 10.0
             if box(*tile.bounds).intersection(area).area > 0:
                 tiles.append(tile)
     return tiles
+
+
+def plan_targets(out: Path, size: int, grid: int, cities_file: Path | None = None, only: list[str] | None = None,
+                 aoi: Path | None = None, city_id: str | None = None, climate_zone: str | None = None,
+                 name: str | None = None, country: str | None = None) -> tuple[list[TileGrid], list[City]]:
+    """The tiles to make and their cities: every city of a cities.csv (or those in `only`), or the
+    area of a vector file under one city id (its climate zone given, or already in OUT/cities.csv)."""
+    if (cities_file is None) == (aoi is None):
+        raise LandcoverError("give either --cities FILE or --aoi FILE --city-id ID")
+    if cities_file is not None:
+        cities = list(read_cities(cities_file).values())
+        if only:
+            cities = [c for c in cities if c.city_id in set(only)]
+            if not cities:
+                raise LandcoverError(f"{cities_file}: none of the cities {sorted(only)}")
+        return [t for c in cities for t in city_tiles(c, grid, size)], cities
+    if not city_id:
+        raise LandcoverError("--aoi needs --city-id")
+    check_id(city_id, "--city-id", "command line")
+    area = read_aoi(aoi)
+    known = read_cities(Path(out) / "cities.csv") if (Path(out) / "cities.csv").is_file() else {}
+    zone = climate_zone or getattr(known.get(city_id), "climate_zone", None)
+    if zone is None:
+        raise LandcoverError(f"--climate-zone is needed for a new city ({city_id} is not in {out}/cities.csv)")
+    centre = area.centroid
+    tiles = aoi_tiles(area, city_id, size)
+    if not tiles:
+        raise LandcoverError(f"{aoi}: no tile covers the area")
+    return tiles, [City(city_id, name or city_id, country or "", centre.y, centre.x, zone.lower())]

@@ -1,0 +1,252 @@
+"""`landcover mosaic` on fabricated L2A scenes with known clouds, shadows and offsets, as a static
+STAC catalog (three catalogue styles) and as SAFE folders: the composite is the per-pixel median of
+the clear observations, exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import REPO
+from landcover.bands import BANDS, SEASONS
+from landcover.config import load_params
+from landcover.dataset import City
+from landcover.geo import TileGrid
+from landcover.mosaic.sources import open_source, season_window
+from landcover.mosaic.stage import run_mosaic
+from landcover.synth.l2a import BANDS_10M, FakeScene, fabricate, write_catalog, write_safe
+
+SIZE = 64
+WEST, NORTH, EPSG = 500000.0, 5000000.0, 32632
+TILE = TileGrid("c1", "r00c00", EPSG, WEST, NORTH, SIZE, SIZE)
+CITY = City("c1", "Test", "IT", 45.13, 9.0, "continental")
+MASKED = (0, 1, 3, 8, 9, 10)
+NEAREST = {"mosaic.resampling_20m": "nearest", "mosaic.plausibility.min_land_pixels": 100}
+
+
+def params(**overrides):
+    return load_params(REPO / "params.yaml", {**NEAREST, **overrides})
+
+
+def expected(scenes: list[FakeScene], offsets: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The per-pixel median of the clear observations, computed from the fabricated truth (20 m bands
+    and SCL repeated 2 x 2, which is what nearest resampling onto the 10 m grid gives)."""
+    values = []
+    for k, s in enumerate(scenes):
+        dn = np.stack([s.dn(b) if b in BANDS_10M else np.repeat(np.repeat(s.dn(b), 2, 0), 2, 1) for b in BANDS])
+        clear = ~np.isin(s.scl10(), MASKED) & (dn > 0).all(0)
+        v = dn.astype(np.float64) + (s.offset if offsets is None else offsets[k])
+        v[:, ~clear] = np.nan
+        values.append(v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(np.stack(values), axis=0)
+    count = (~np.isnan(np.stack(values)[:, 0])).sum(0)
+    return np.where(np.isnan(median), 0, np.clip(np.round(median), 1, 65535)).astype(np.uint16), count
+
+
+def mosaic(source: Path, out: Path, p=None, tiles=(TILE,), year: int = 2023):
+    p = p or params()
+    return run_mosaic(p, out, list(tiles), [CITY], open_source(str(source), p.mosaic), year)
+
+
+def read_tile(out: Path, season: str = "summer", tile: TileGrid = TILE) -> tuple[np.ndarray, np.ndarray, dict]:
+    folder = out / "tiles" / tile.city_id / tile.tile_id
+    with rasterio.open(folder / f"{season}.tif") as src:
+        pixels = src.read()
+        assert src.descriptions == BANDS and src.nodata == 0 and src.dtypes[0] == "uint16"
+    with rasterio.open(folder / "clear_count.tif") as src:
+        count = src.read(SEASONS.index(season) + 1)
+    return pixels, count, json.loads((folder / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[FakeScene]:
+    """Five summer scenes; the top-left 8 x 8 px are cloudy in every one of them."""
+    made = fabricate(5, SIZE, seed=11, epsg=EPSG, west=WEST, north=NORTH)
+    for s in made:
+        s.scl[:4, :4] = 9
+        s.truth[:, :8, :8] = 8500
+    return made
+
+
+@pytest.fixture(scope="module")
+def catalog(scenes, tmp_path_factory) -> Path:
+    return write_catalog(scenes, tmp_path_factory.mktemp("c1"), "earth-search-c1")
+
+
+def test_composite_is_the_median_of_the_clear_observations(catalog, scenes, tmp_path) -> None:
+    result = mosaic(catalog, tmp_path)
+    assert result.written == ["c1/r00c00"] and not result.failed
+    pixels, count, manifest = read_tile(tmp_path)
+    want, want_count = expected(scenes)
+    assert np.array_equal(pixels, want)
+    assert np.array_equal(count, want_count)
+    # cloud tops (8500 + 1000 stored) never leak; a pixel clear in no scene is nodata in every band
+    assert pixels.max() < 8500
+    assert (pixels[:, :8, :8] == 0).all() and (count[:8, :8] == 0).all()
+    assert (pixels[:, 8:, 8:] > 0).all()
+    summer = manifest["seasons"]["summer"]
+    assert [s["id"] for s in summer["scenes"]] == sorted(s.id for s in scenes)
+    assert {s["offset_source"] for s in summer["scenes"]} == {"raster:bands"}
+    assert manifest["status"] == "complete" and manifest["request"]["year"] == 2023
+    # seasons without scenes are nodata, never filled from another season
+    spring, spring_count, _ = read_tile(tmp_path, "spring")
+    assert (spring == 0).all() and (spring_count == 0).all()
+
+
+def test_safe_folders_give_the_same_composite(scenes, tmp_path) -> None:
+    for s in scenes:
+        write_safe(s, tmp_path / "safe")
+    result = mosaic(tmp_path / "safe", tmp_path / "out")
+    assert not result.failed, result.failed
+    pixels, _, manifest = read_tile(tmp_path / "out")
+    assert np.array_equal(pixels, expected(scenes)[0])
+    assert manifest["request"]["source"]["kind"] == "safe"
+    assert {s["offset_source"] for s in manifest["seasons"]["summer"]["scenes"]} == {"raster:bands"}
+
+
+@pytest.mark.parametrize("style", ["earth-search-c1", "planetary-computer", "earth-search-old", "safe"])
+def test_the_offset_is_removed_exactly_once(scenes, style, tmp_path) -> None:
+    """Half the scenes from before processing baseline 04.00 (no offset), half after (DN + 1000):
+    the composite equals the one of the same reflectances stored without any offset."""
+    mixed = [dataclasses.replace(s, offset=0, baseline="02.14") if k % 2 else s for k, s in enumerate(scenes)]
+    if style == "safe":
+        for s in mixed:
+            write_safe(s, tmp_path / "src")
+        source = tmp_path / "src"
+    else:
+        source = write_catalog(mixed, tmp_path / "src", style)
+    assert not mosaic(source, tmp_path / "out").failed
+    pixels, _, manifest = read_tile(tmp_path / "out")
+    harmonised = [dataclasses.replace(s, offset=0, baseline="02.14") for s in scenes]
+    assert np.array_equal(pixels, expected(harmonised)[0])
+    offsets = {s["id"]: s["offset"] for s in manifest["seasons"]["summer"]["scenes"]}
+    assert sorted(map(tuple, offsets.values())) == sorted([(-1000.0,)] * 3 + [(0.0,)] * 2)
+
+
+def test_20m_bands_land_on_the_right_pixels(tmp_path) -> None:
+    """A 20 m band that is a linear ramp in map coordinates: bilinear onto the 10 m grid gives the ramp
+    at every 10 m pixel centre. Shifting the expectation by one pixel breaks the equality."""
+    scene = fabricate(1, SIZE, seed=2, epsg=EPSG, west=WEST - 200, north=NORTH + 200, cloud_share=0)[0]
+    scene.scl[:] = 4
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    # 10 m truth whose 2 x 2 means (what the fabricator stores at 20 m) are the ramp at 20 m centres
+    scene.truth[BANDS.index("B11")] = 2000 + 2 * (10 * xx + 5) + 3 * (10 * yy + 5)
+    source = write_catalog([scene], tmp_path / "src")
+    tile = TileGrid("c1", "r00c00", EPSG, WEST, NORTH, 32, 32)
+    assert not mosaic(source, tmp_path / "out", params(**{"mosaic.resampling_20m": "bilinear"}), [tile]).failed
+    pixels, _, _ = read_tile(tmp_path / "out", tile=tile)
+    got = pixels[BANDS.index("B11")].astype(np.int64)
+    jj, ii = np.mgrid[0:32, 0:32]
+    ramp = 2000 + 2 * (200 + 10 * ii + 5) + 3 * (200 + 10 * jj + 5)  # the tile starts 20 px into the scene
+    assert np.abs(got - ramp).max() <= 1
+    shifted = 2000 + 2 * (200 + 10 * (ii + 1) + 5) + 3 * (200 + 10 * jj + 5)
+    assert np.abs(got - shifted).min() >= 19  # a one-pixel (10 m) shift is 20 DN off everywhere
+    # the 10 m bands are the scene's own pixels
+    assert np.array_equal(pixels[BANDS.index("B04")], scene.dn("B04")[20:52, 20:52] - 1000)
+
+
+def test_a_mis_tagged_scene_is_caught(scenes, tmp_path) -> None:
+    """Earth Search's older collection says the offset is not applied, but this scene's DN already
+    are reflectance x 10000 (earth-search#71): applied again, its clear land is mostly <= 0."""
+    wrong = dataclasses.replace(scenes[0], offset=0, extra={"earthsearch:boa_offset_applied": False})
+    wrong.truth = np.clip(scenes[0].truth * 0.1, 1, None)  # dark vegetation: 0.005-0.09 reflectance
+    others = scenes[1:]
+    source = write_catalog([wrong, *others], tmp_path / "src", "earth-search-old")
+    assert not mosaic(source, tmp_path / "drop").failed
+    pixels, _, manifest = read_tile(tmp_path / "drop")
+    excluded = manifest["seasons"]["summer"]["excluded"]
+    assert [e["id"] for e in excluded] == [wrong.id] and "implausible" in excluded[0]["reason"]
+    assert np.array_equal(pixels, expected(others)[0])
+
+    assert not mosaic(source, tmp_path / "fix", params(**{"mosaic.plausibility.on_fail": "fix"})).failed
+    pixels, _, manifest = read_tile(tmp_path / "fix")
+    fixed = {s["id"]: s for s in manifest["seasons"]["summer"]["scenes"]}[wrong.id]
+    assert fixed["offset"] == [0.0] and fixed["offset_source"].startswith("plausibility")
+    assert np.array_equal(pixels, expected([wrong, *others])[0])
+
+
+def test_one_overpass_seen_by_two_granules_counts_once(scenes, tmp_path) -> None:
+    twin = dataclasses.replace(scenes[0], id=scenes[0].id.replace("T32TMR", "T32TNR"))
+    source = write_catalog([scenes[0], twin], tmp_path / "src")
+    assert not mosaic(source, tmp_path / "out").failed
+    _, count, manifest = read_tile(tmp_path / "out")
+    assert len(manifest["seasons"]["summer"]["scenes"]) == 2
+    assert count.max() == 1
+
+
+def test_scenes_without_offset_metadata_are_rejected_by_name(scenes, tmp_path) -> None:
+    bare = [dataclasses.replace(s, baseline=None) for s in scenes[:2]]
+    source = write_catalog(bare, tmp_path / "src", "planetary-computer")
+    assert not mosaic(source, tmp_path / "out").failed
+    _, count, manifest = read_tile(tmp_path / "out")
+    assert (count == 0).all()
+    reasons = [e["reason"] for e in manifest["seasons"]["summer"]["excluded"]]
+    assert len(reasons) == 2 and all("no BOA offset" in r for r in reasons)
+    p = params(**{"mosaic.offset_when_unknown": -1000})
+    assert not mosaic(source, tmp_path / "assumed", p).failed
+    assert read_tile(tmp_path / "assumed")[1].max() > 0
+
+
+def test_rerun_skips_finished_tiles_and_an_unreadable_scene_is_named(scenes, tmp_path) -> None:
+    """Two tiles; one scene's red band is truncated and covers only the first tile. The first
+    fails naming the scene, the second completes; a rerun skips the second."""
+    broken = dataclasses.replace(scenes[1])
+    broken.truth = scenes[1].truth.copy()
+    broken.truth[:, :, SIZE // 2:] = 0  # nodata over the right half: the second tile never reads it
+    tiles = [TileGrid("c1", "r00c00", EPSG, WEST, NORTH, 32, 32),
+             TileGrid("c1", "r00c01", EPSG, WEST + 320, NORTH, 32, 32)]
+    source = write_catalog([scenes[0], broken, scenes[2]], tmp_path / "src")
+    # its footprint must not reach the second tile, and its red band is cut short
+    item_json = next((tmp_path / "src").rglob(f"{broken.id}.json"))
+    item = json.loads(item_json.read_text())
+    w, s, e, n = item["bbox"]
+    item["bbox"] = [w, s, w + (e - w) * 0.45, n]
+    item["geometry"]["coordinates"] = [[[w, s], [w + (e - w) * 0.45, s], [w + (e - w) * 0.45, n], [w, n], [w, s]]]
+    item_json.write_text(json.dumps(item))
+    red = next((tmp_path / "src").rglob(f"{broken.id}/B04.tif"))
+    red.write_bytes(red.read_bytes()[:400])
+    p = params(**{"mosaic.retries": 1, "mosaic.retry_delay_s": 0})
+    result = mosaic(source, tmp_path / "out", p, tiles)
+    assert result.written == ["c1/r00c01"]
+    assert list(result.failed) == ["c1/r00c00"] and broken.id in result.failed["c1/r00c00"]
+    assert "after 2 tries" in result.failed["c1/r00c00"]
+    assert not (tmp_path / "out/tiles/c1/r00c00/manifest.json").exists()
+
+    written = (tmp_path / "out/tiles/c1/r00c01/summer.tif").stat().st_mtime_ns
+    again = mosaic(source, tmp_path / "out", p, tiles[1:])
+    assert again.skipped == ["c1/r00c01"] and not again.written
+    assert (tmp_path / "out/tiles/c1/r00c01/summer.tif").stat().st_mtime_ns == written
+
+    skip = params(**{"mosaic.retries": 0, "mosaic.skip_unreadable_scenes": True})
+    done = mosaic(source, tmp_path / "out", skip, tiles)
+    assert done.written == ["c1/r00c00", "c1/r00c01"]  # a new request (params) redoes both
+    manifest = read_tile(tmp_path / "out", tile=tiles[0])[2]
+    assert [e["id"] for e in manifest["seasons"]["summer"]["excluded"]] == [broken.id]
+
+
+def test_season_files_not_written_by_mosaic_are_never_replaced(catalog, tiny_dataset, tmp_path) -> None:
+    import shutil
+
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    city = sorted((tmp_path / "data/tiles").iterdir())[0]
+    tile_dir = sorted(city.iterdir())[0]
+    before = (tile_dir / "summer.tif").read_bytes()
+    tile = TileGrid(city.name, tile_dir.name, EPSG, WEST, NORTH, SIZE, SIZE)
+    result = mosaic(catalog, tmp_path / "data", tiles=[tile])
+    assert "did not write" in result.failed[tile.key]
+    assert (tile_dir / "summer.tif").read_bytes() == before
+
+
+def test_winter_starts_in_december_of_the_year_before() -> None:
+    start, end = season_window(2023, (12, 2))
+    assert start == dt.datetime(2022, 12, 1, tzinfo=dt.UTC) and end == dt.datetime(2023, 3, 1, tzinfo=dt.UTC)
+    assert season_window(2024, (9, 12))[1] == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
