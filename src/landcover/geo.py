@@ -62,7 +62,15 @@ class TileGrid:
                 "width": self.width, "height": self.height}
 
 
+SNAP_TOLERANCE = 1e-3  # of a pixel: reprojection round trips leave bounds a hair off the grid
+
+
 def snap(value: float, step: float = PIXEL_SIZE_M, how: str = "round") -> float:
-    """A coordinate on the grid of multiples of `step` (the 10 m grid of every UTM zone)."""
-    fn = {"round": round, "floor": math.floor, "ceil": math.ceil}[how]
-    return float(fn(value / step) * step)
+    """A coordinate on the grid of multiples of `step` (the 10 m grid of every UTM zone); floor and
+    ceil forgive a thousandth of a pixel, so an edge already on the grid stays where it is."""
+    steps = value / step
+    if how == "floor":
+        return float(math.floor(steps + SNAP_TOLERANCE) * step)
+    if how == "ceil":
+        return float(math.ceil(steps - SNAP_TOLERANCE) * step)
+    return float(round(steps) * step)

@@ -218,3 +218,19 @@ def truth_json(scenes: list[FakeScene]) -> str:
     """What was fabricated, for people reading a test's folder."""
     return json.dumps([{"id": s.id, "when": s.when.isoformat(), "offset": s.offset, "baseline": s.baseline}
                        for s in scenes], indent=2)
+
+
+def scenes_over(bounds: tuple[float, float, float, float], epsg: int, year: int, per_season: int = 2,
+                seed: int = 0, margin_m: float = 160.0, cloud_share: float = 0.2) -> list[FakeScene]:
+    """Scenes covering `bounds` (west, south, east, north in `epsg`) with a margin, `per_season`
+    in each season of `year` (winter from December of the year before), a week apart."""
+    west, south, east, north = bounds
+    west, north = west - margin_m, north + margin_m
+    size = int(max(east + margin_m - west, north - (south - margin_m)) // 20) * 2
+    starts = [dt.datetime(year - 1, 12, 10, 10, 30, tzinfo=dt.UTC)] + [
+        dt.datetime(year, m, 10, 10, 30, tzinfo=dt.UTC) for m in (4, 7, 10)]
+    made = []
+    for k, start in enumerate(starts):
+        made += fabricate(per_season, size, seed=seed * 10 + k, epsg=epsg, west=west, north=north, start=start,
+                          every_days=7, cloud_share=cloud_share)
+    return made
