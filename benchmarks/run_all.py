@@ -22,6 +22,7 @@ SCRIPTS = [  # quickest first, so a broken machine shows early
     ("synth_and_dvc", "bench_synth_and_dvc.py"),
     ("validation", "bench_validation.py"),
     ("training_input", "bench_training_input.py"),
+    ("mosaic", "bench_mosaic.py"),
     ("inference_overhead", "bench_inference_overhead.py"),
     ("inference_memory", "bench_inference_memory.py"),
     ("gpu", "bench_gpu.py"),
@@ -43,6 +44,7 @@ def _raw(line: dict) -> str:
         "training_input": ("dataloader_1_worker_crops_per_s", "bare_reads_crops_per_s", "crops_per_s_per_worker"),
         "inference_overhead": ("batch_inference_s", "bare_forward_s", "torch_threads"),
         "inference_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "size_big"),
+        "mosaic": ("mosaic_out_mpx_per_s_per_core", "decode_in_mpx_per_s_per_core", "mosaic_out_mpx_per_s_2_threads"),
         "gpu": ("train_samples_per_s", "train_gpu_util_pct", "inference_km2_per_s", "reason"),
     }.get(line.get("figure"), ())
     return ", ".join(f"{k} {line[k]}" for k in keys if line.get(k) is not None)

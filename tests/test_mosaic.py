@@ -250,3 +250,119 @@ def test_winter_starts_in_december_of_the_year_before() -> None:
     start, end = season_window(2023, (12, 2))
     assert start == dt.datetime(2022, 12, 1, tzinfo=dt.UTC) and end == dt.datetime(2023, 3, 1, tzinfo=dt.UTC)
     assert season_window(2024, (9, 12))[1] == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- a STAC API over HTTP
+
+
+class _StacApi:
+    """A minimal STAC API on localhost: landing page, POST /search (bbox, datetime, eo:cloud_cover)
+    and the scenes' COGs with HTTP range requests, as GDAL's /vsicurl/ reads them."""
+
+    def __init__(self, catalog: Path) -> None:
+        import http.server
+        import threading
+
+        import pystac
+
+        self.root = catalog.parent
+        self.items = [i.to_dict() for i in pystac.read_file(str(catalog)).get_items(recursive=True)]
+        self.searches: list[dict] = []
+        self.ranges: list[str] = []  # file requests served
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, body: bytes, status: int = 200, kind: str = "application/json", extra=None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/files/"):
+                    data = (api.root / self.path.removeprefix("/files/")).read_bytes()
+                    rng = self.headers.get("Range")
+                    api.ranges.append(f"{self.path} {rng}")
+                    if rng:
+                        first, _, last = rng.removeprefix("bytes=").partition("-")
+                        start, end = int(first), min(int(last or len(data) - 1), len(data) - 1)
+                        return self._send(data[start:end + 1], 206, "image/tiff", {
+                            "Content-Range": f"bytes {start}-{end}/{len(data)}", "Accept-Ranges": "bytes"})
+                    return self._send(data, 200, "image/tiff", {"Accept-Ranges": "bytes"})
+                base = f"http://127.0.0.1:{api.port}"
+                self._send(json.dumps({
+                    "type": "Catalog", "id": "test-api", "description": "test", "stac_version": "1.0.0",
+                    "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
+                                   "https://api.stacspec.org/v1.0.0/item-search",
+                                   "https://api.stacspec.org/v1.0.0/item-search#query"],
+                    "links": [{"rel": "self", "href": base + "/"}, {"rel": "root", "href": base + "/"},
+                              {"rel": "search", "href": base + "/search", "method": "POST",
+                               "type": "application/geo+json"}]}).encode())
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.searches.append(body)
+                start, end = (dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in body["datetime"].split("/"))
+                w, s, e, n = body["bbox"]
+                limit = body["query"]["eo:cloud_cover"]["lte"]
+                found = []
+                for item in api.items:
+                    bw, bs, be, bn = item["bbox"]
+                    when = dt.datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
+                    if bw < e and w < be and bs < n and s < bn and start <= when <= end and \
+                            item["properties"]["eo:cloud_cover"] <= limit:
+                        found.append(json.loads(json.dumps(item).replace(
+                            str(api.root), f"http://127.0.0.1:{api.port}/files")))
+                self._send(json.dumps({"type": "FeatureCollection", "features": found, "links": []}).encode())
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def test_a_stac_api_search_shares_the_loading_path(catalog, tmp_path) -> None:
+    """pystac-client searches the API (collection, bbox, season window, cloud cover), GDAL reads the
+    COGs over HTTP: the tile equals the one made from the static catalog, byte for byte."""
+    api = _StacApi(catalog)
+    try:
+        p = params(**{"mosaic.preset": "earth-search"})
+        assert not mosaic(catalog, tmp_path / "static").failed
+        result = run_mosaic(p, tmp_path / "api", [TILE], [CITY], open_source(api.url, p.mosaic), 2023)
+        assert result.written == [TILE.key], result.failed
+    finally:
+        api.server.shutdown()
+    assert any("/B11.tif bytes=" in r for r in api.ranges)  # the scenes were read over HTTP
+    summer = [s for s in api.searches if s["datetime"].startswith("2023-06-01")]
+    assert summer and summer[0]["collections"] == ["sentinel-2-c1-l2a"]
+    assert summer[0]["query"] == {"eo:cloud_cover": {"lte": 70.0}}
+    for name in ("summer.tif", "clear_count.tif"):
+        assert (tmp_path / "api/tiles/c1/r00c00" / name).read_bytes() == \
+            (tmp_path / "static/tiles/c1/r00c00" / name).read_bytes()
+    manifest = json.loads((tmp_path / "api/tiles/c1/r00c00/manifest.json").read_text())
+    assert manifest["request"]["source"] == {"kind": "stac-api", "url": api.url, "collection": "sentinel-2-c1-l2a"}
+
+
+def test_mosaic_on_a_dask_cluster_equals_the_local_run(catalog, tmp_path) -> None:
+    from distributed import LocalCluster
+
+    assert not mosaic(catalog, tmp_path / "local").failed
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        p = params(**{"mosaic.dask_address": cluster.scheduler_address})
+        assert not mosaic(catalog, tmp_path / "cluster", p).failed
+    for name in ("summer.tif", "clear_count.tif"):
+        assert (tmp_path / "cluster/tiles/c1/r00c00" / name).read_bytes() == \
+            (tmp_path / "local/tiles/c1/r00c00" / name).read_bytes()
