@@ -366,3 +366,19 @@ def test_mosaic_on_a_dask_cluster_equals_the_local_run(catalog, tmp_path) -> Non
     for name in ("summer.tif", "clear_count.tif"):
         assert (tmp_path / "cluster/tiles/c1/r00c00" / name).read_bytes() == \
             (tmp_path / "local/tiles/c1/r00c00" / name).read_bytes()
+
+
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 1.0])
+def test_the_quantile_is_numpys_linear_quantile_of_the_clear_days(q) -> None:
+    from landcover.mosaic.composite import nan_quantile
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(1, 9000, (7, 3, 40, 40)).astype(np.float32)
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[:, :, 0, 0] = np.nan  # never clear
+    got, count = nan_quantile(values.copy(), q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanquantile(values.astype(np.float64), q, axis=0)
+    assert np.array_equal(count == 0, np.isnan(want)) and count[0, 0, 0] == 0
+    assert np.nanmax(np.abs(np.where(count > 0, got, np.nan) - want)) < 1e-3

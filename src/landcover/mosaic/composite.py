@@ -9,8 +9,6 @@ days goes beside it. A pixel clear on no day is nodata (0) in every band, never 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 NODATA = 0
@@ -24,13 +22,29 @@ def clear_mask(dn: np.ndarray, scl: np.ndarray, masked_scl: tuple[int, ...]) -> 
 
 
 def fuse_days(values: np.ndarray, clear: np.ndarray, day_of: np.ndarray) -> np.ndarray:
-    """(D, B, y, x) float32, NaN where unclear: per day, the first clear observation in scene order."""
-    days = int(day_of.max()) + 1 if day_of.size else 0
-    fused = np.full((days, *values.shape[1:]), np.nan, dtype=np.float32)
+    """(D, B, y, x) float32, NaN where unclear: per day, the first clear observation in scene order.
+    `values` is modified (unclear pixels become NaN)."""
+    values[~np.broadcast_to(clear[:, None], values.shape)] = np.nan
+    if len(day_of) == 0 or np.array_equal(day_of, np.arange(len(day_of))):
+        return values  # one scene per day: nothing to fuse
+    fused = np.full((int(day_of.max()) + 1, *values.shape[1:]), np.nan, dtype=np.float32)
     for t, d in enumerate(day_of):
         take = clear[t] & np.isnan(fused[d, 0])
         fused[d][:, take] = values[t][:, take]
     return fused
+
+
+def nan_quantile(values: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """(quantile over axis 0 ignoring NaN, count of non-NaN) with numpy's default ('linear')
+    interpolation: numpy's own nanmedian / nanquantile are 2x / 100x slower on these shapes."""
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = (~np.isnan(ordered)).sum(axis=0)
+    position = quantile * np.maximum(count - 1, 0)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(count - 1, 0))
+    at_low = np.take_along_axis(ordered, low[None], axis=0)[0]
+    at_high = np.take_along_axis(ordered, high[None], axis=0)[0]
+    return at_low + (at_high - at_low) * (position - low).astype(np.float32), count
 
 
 def composite_block(dn: np.ndarray, scl: np.ndarray, offsets: np.ndarray, day_of: np.ndarray,
@@ -42,16 +56,13 @@ def composite_block(dn: np.ndarray, scl: np.ndarray, offsets: np.ndarray, day_of
     of each scene. Returns (B + 1, y, x) uint16: the composite (reflectance x 10000, 1..65535, 0 =
     no clear observation) and, last, the number of clear days (capped at 255).
     """
+    if dn.shape[0] == 0:
+        return np.zeros((dn.shape[1] + 1, *dn.shape[2:]), np.uint16)
     clear = clear_mask(dn, scl, masked_scl)
     values = dn.astype(np.float32) + offsets.astype(np.float32)[:, :, None, None]
     fused = fuse_days(values, clear, np.asarray(day_of, dtype=np.int64))
-    count = (~np.isnan(fused[:, 0])).sum(axis=0) if len(fused) else np.zeros(dn.shape[2:], np.int64)
-    with warnings.catch_warnings():  # an all-NaN pixel is expected: it becomes nodata below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if quantile == 0.5:
-            value = np.nanmedian(fused, axis=0) if len(fused) else np.full(dn.shape[1:], np.nan)
-        else:
-            value = np.nanquantile(fused, quantile, axis=0) if len(fused) else np.full(dn.shape[1:], np.nan)
+    value, count = nan_quantile(fused, quantile)
+    count = count[0]  # every band has the same clear days
     out = np.where(count > 0, np.clip(np.round(value), 1, MAX_DN), NODATA).astype(np.uint16)
     return np.concatenate([out, np.minimum(count, MAX_COUNT)[None].astype(np.uint16)])
 
