@@ -209,7 +209,8 @@ class TileMosaicker:
                 seasons[season] = composite_with_retries(scenes, tile, season, self.mp)
                 seasons[season].excluded[:0] = rejected
             self._step(tile, len(SEASONS), "writing")
-            record = {"tile": tile.key, "status": "writing", "grid": tile.describe(), "request": self.request,
+            record = {"tile": tile.key, "status": "writing", "grid": tile.describe(),
+                      "search_bbox": [round(v, 6) for v in tile.lonlat_bounds()], "request": self.request,
                       "request_hash": self.request_hash, "software_version": __version__}
             atomic_write_json(tile_dir / MANIFEST, record)
             files = {}
@@ -224,7 +225,8 @@ class TileMosaicker:
                        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
             atomic_write_json(tile_dir / MANIFEST, record)
             self._step(tile, len(SEASONS) + 1, "done")
-            notes = tuple(f"{s}: {(r.count == 0).mean():.1%} of pixels never clear (nodata)"
+            notes = tuple(f"{s}: no scene found" if not r.used else
+                          f"{s}: {(r.count == 0).mean():.1%} of pixels never clear (nodata)"
                           for s, r in seasons.items() if (r.count == 0).any())
             return TileOutcome(tile.key, "written", tile.width * tile.height / 1e6, time.perf_counter() - start,
                                notes)
@@ -259,19 +261,23 @@ def merge_cities(path: Path, cities: list[City]) -> None:
 
 
 class dask_scheduler:  # noqa: N801 - used as a context manager
-    """Local threads by default, a Dask cluster when `mosaic.dask_address` is set."""
+    """Local threads by default, a Dask cluster when `mosaic.dask_address` is set. Remote reads
+    get GDAL's cloud defaults and HTTP retries, on the cluster's workers too."""
 
-    def __init__(self, mp: MosaicParams) -> None:
-        self.mp, self.client, self.config = mp, None, None
+    def __init__(self, mp: MosaicParams, remote: bool = False) -> None:
+        self.mp, self.remote, self.client, self.config = mp, remote, None, None
 
     def __enter__(self):
+        import odc.stac
+
         if self.mp.dask_address:
-            import odc.stac
             from distributed import Client
 
             self.client = Client(self.mp.dask_address)
-            odc.stac.configure_rio(cloud_defaults=True, client=self.client)
-        else:
+        if self.remote or self.client is not None:
+            odc.stac.configure_rio(cloud_defaults=True, client=self.client, GDAL_HTTP_MAX_RETRY=str(self.mp.retries),
+                                   GDAL_HTTP_RETRY_DELAY=str(self.mp.retry_delay_s))
+        if self.client is None:
             self.config = dask.config.set(scheduler="threads", num_workers=self.mp.workers)
             self.config.__enter__()
         return self
@@ -289,14 +295,9 @@ def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     merge_cities(out / "cities.csv", cities)
-    if isinstance(source, StacApiSource):
-        import odc.stac
-
-        odc.stac.configure_rio(cloud_defaults=True, GDAL_HTTP_MAX_RETRY=str(p.mosaic.retries),
-                               GDAL_HTTP_RETRY_DELAY=str(p.mosaic.retry_delay_s))
     worker = TileMosaicker(p, source, out, year, progress)
     result = MosaicResult(out)
-    with dask_scheduler(p.mosaic):
+    with dask_scheduler(p.mosaic, remote=isinstance(source, StacApiSource)):
         outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
         for tile, outcome in zip(tiles, outcomes, strict=True):
             if isinstance(outcome, Exception):
