@@ -132,22 +132,23 @@ def test_the_offset_is_removed_exactly_once(scenes, style, tmp_path) -> None:
     assert sorted(map(tuple, offsets.values())) == sorted([(-1000.0,)] * 3 + [(0.0,)] * 2)
 
 
-@pytest.mark.parametrize("shift", [0, 1])
-def test_20m_bands_land_on_the_right_pixels(tmp_path, shift) -> None:
+@pytest.mark.parametrize(("dx", "dy"), [(0, 0), (1, 0), (0, 1)])
+def test_20m_bands_land_on_the_right_pixels(tmp_path, dx, dy) -> None:
     """A 20 m band that is a linear ramp in map coordinates: bilinear onto the 10 m grid gives the ramp
-    at every 10 m pixel centre, for a tile on the 20 m grid and one 10 m off it. Shifting the
-    expectation by one pixel breaks the equality."""
+    at every 10 m pixel centre, for a tile on the 20 m grid and tiles 10 m off it in x or in y.
+    Shifting the expectation by one pixel breaks the equality."""
     scene = fabricate(1, SIZE, seed=2, epsg=EPSG, west=WEST - 200, north=NORTH + 200, cloud_share=0)[0]
     scene.scl[:] = 4
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     # 10 m truth whose 2 x 2 means (what the fabricator stores at 20 m) are the ramp at 20 m centres
     scene.truth[BANDS.index("B11")] = 2000 + 2 * (10 * xx + 5) + 3 * (10 * yy + 5)
     source = write_catalog([scene], tmp_path / "src")
-    tile = TileGrid("c1", "r00c00", EPSG, WEST + 10 * shift, NORTH - 10 * shift, 32, 32)
+    tile = TileGrid("c1", "r00c00", EPSG, WEST + 10 * dx, NORTH - 10 * dy, 32, 32)
     assert not mosaic(source, tmp_path / "out", params(**{"mosaic.resampling_20m": "bilinear"}), [tile]).failed
     pixels, _, _ = read_tile(tmp_path / "out", tile=tile)
     got = pixels[BANDS.index("B11")].astype(np.int64)
-    jj, ii = np.mgrid[0:32, 0:32] + 20 + shift  # the tile's pixels in the scene's 10 m pixel grid
+    jj, ii = np.mgrid[0:32, 0:32]
+    jj, ii = jj + 20 + dy, ii + 20 + dx  # the tile's pixels in the scene's 10 m pixel grid
     assert np.abs(got - (2000 + 2 * (10 * ii + 5) + 3 * (10 * jj + 5))).max() <= 1
     shifted = 2000 + 2 * (10 * (ii + 1) + 5) + 3 * (10 * jj + 5)
     assert np.abs(got - shifted).min() >= 19  # a one-pixel (10 m) shift is 20 DN off everywhere

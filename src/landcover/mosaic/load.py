@@ -83,7 +83,7 @@ def _to_fine(coarse: da.Array, tile: TileGrid, u0: float, v0: float, fine_chunks
             us = u0 + x0 / 2
             c_lo, c_hi = math.floor(us), math.floor(us + (cw - 1) / 2) + 2
             part = coarse[:, :, r_lo:r_hi, c_lo:c_hi].rechunk({2: -1, 3: -1})
-            row.append(part.map_blocks(upsample, vs - r_lo, us - c_lo, (ch, cw), bilinear, dtype=coarse.dtype,
+            row.append(part.map_blocks(upsample, us - c_lo, vs - r_lo, (ch, cw), bilinear, dtype=coarse.dtype,
                                        chunks=(*part.chunks[:2], (ch,), (cw,))))
             x0 += cw
         blocks.append(row)
