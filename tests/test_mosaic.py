@@ -397,3 +397,34 @@ def test_the_quantile_is_numpys_linear_quantile_of_the_clear_days(q) -> None:
         want = np.nanquantile(values.astype(np.float64), q, axis=0)
     assert np.array_equal(count == 0, np.isnan(want)) and count[0, 0, 0] == 0
     assert np.nanmax(np.abs(np.where(count > 0, got, np.nan) - want)) < 1e-3
+
+
+def test_an_interrupted_tile_is_redone_and_cli_errors_name_the_problem(catalog, tmp_path, capsys) -> None:
+    from landcover.cli import main as cli_main
+
+    assert not mosaic(catalog, tmp_path / "out").failed
+    folder = tmp_path / "out/tiles/c1/r00c00"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "status": "writing"}))  # killed while writing
+    (folder / "winter.tif").unlink()
+    (folder / ".summer.tif.abc.tmp.tif").write_bytes(b"half")  # a temporary left by the kill
+    result = mosaic(catalog, tmp_path / "out")
+    assert result.written == ["c1/r00c00"] and (folder / "winter.tif").is_file()
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"
+    assert not list(folder.glob(".*"))
+
+    base = ["--params", str(REPO / "params.yaml"), "mosaic", "--out", str(tmp_path / "cli")]
+    cities = tmp_path / "cities.csv"
+    cities.write_text("city_id,name,country,lat,lon,climate_zone\nc1,Test,IT,45.13,9.0,continental\n")
+    for args, message in (
+        ([*base, "--cities", str(cities), "--year", "2023", "--source", str(tmp_path / "nowhere")],
+         "nowhere: neither a preset"),
+        ([*base, "--cities", str(cities), "--source", str(catalog)], "--year is needed"),
+        ([*base, "--source", str(catalog), "--year", "2023"], "give either --cities FILE or --aoi FILE"),
+        ([*base, "--aoi", str(cities), "--city-id", "x", "--year", "2023"], "cities.csv: AOI has no geometry"),
+        ([*base, "--cities", str(cities), "--year", "2023", "--source", "https://example.org/stac"],
+         "no preset in mosaic.presets has this URL"),
+    ):
+        assert cli_main(args) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

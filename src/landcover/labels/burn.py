@@ -66,8 +66,8 @@ def _read_vector(path: Path, grid: Grid):
             frame = gpd.read_file(path, bbox=bbox)
     except Exception as exc:  # noqa: BLE001 - any reader failure names the file
         raise DataContractError(f"{path}: cannot read the reference: {exc}") from exc
-    if frame.crs is None:
-        raise DataContractError(f"{path}: reference has no CRS")
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
+        raise DataContractError(f"{path}: reference has no {'CRS' if hasattr(frame, 'geometry') else 'geometry'}")
     return frame.to_crs(grid.crs).cx[grid.bounds[0]:grid.bounds[2], grid.bounds[1]:grid.bounds[3]]
 
 

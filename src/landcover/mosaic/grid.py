@@ -38,6 +38,8 @@ def read_aoi(path: Path):
         frame = gpd.read_parquet(path) if path.suffix.lower() == ".parquet" else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure names the file
         raise DataContractError(f"{path}: cannot read the AOI: {exc}") from exc
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise DataContractError(f"{path}: AOI has no geometry")
     if frame.empty or frame.crs is None:
         raise DataContractError(f"{path}: AOI has {'no features' if frame.empty else 'no CRS'}")
     geometry = frame.to_crs(4326).geometry.union_all()
