@@ -32,3 +32,21 @@ def thread_map(workers: int, catch_errors: bool = False
             yield from pool.map(call, items)
 
     return run
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def record_outcome(result: object, key: str, outcome: object) -> bool:
+    """Sort one tile's outcome into `result.written` / `.skipped` / `.failed` (the per-tile stages'
+    summaries): an exception fails the tile with its one-line reason, a `status` of "skipped" means
+    up to date. True when the tile was written (the caller adds its figures)."""
+    if isinstance(outcome, Exception):
+        result.failed[key] = one_line(outcome)  # type: ignore[attr-defined]
+        return False
+    if outcome.status == "skipped":  # type: ignore[attr-defined]
+        result.skipped.append(key)  # type: ignore[attr-defined]
+        return False
+    result.written.append(key)  # type: ignore[attr-defined]
+    return True

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from landcover.config import Params
+from landcover.errors import report_failures
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
@@ -20,13 +21,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     s = result.summary()
     print(f"predict: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
           f"{s['km2']} km2 in {s['seconds']} s with {s['model']} -> {result.out_dir}")
-    if result.failed:
-        for key, reason in sorted(result.failed.items()):
-            print(f"  failed {key}: {reason}", file=sys.stderr)
-        print(f"landcover predict: error: {len(result.failed)} tile(s) failed: "
-              f"{', '.join(sorted(result.failed))}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("predict", result.failed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

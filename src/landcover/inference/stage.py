@@ -27,7 +27,7 @@ from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
-from landcover.parallel import thread_map
+from landcover.parallel import record_outcome, thread_map
 from landcover.tracking import connect
 
 MapFn = Callable[[Callable[[TileRef], TileOutcome], list[TileRef]], Iterable["TileOutcome | Exception"]]
@@ -144,12 +144,7 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
     result = PredictResult(Path(out_dir), ref, failed=dict(failed))
     outcomes = (map_fn or thread_map(p.predict.workers, catch_errors=True))(worker, tiles)
     for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
-        if isinstance(outcome, Exception):
-            result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__
-        elif outcome.status == "skipped":
-            result.skipped.append(tile.key)
-        else:
-            result.written.append(tile.key)
+        if record_outcome(result, tile.key, outcome):
             result.km2 += outcome.km2
         if progress:
             progress(k, len(tiles), f"{tile.key}: {getattr(outcome, 'status', 'failed')}")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from landcover.config import Params
+from landcover.errors import report_failures
 
 REPORT = "labels_report.json"
 
@@ -23,13 +24,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
           f"{s['unmapped_pixels']} pixels of unmapped reference values set to 0 (report {report})")
     for value, n in list(result.unmapped.most_common())[:20]:
         print(f"  unmapped value {value!r}: {n}", file=sys.stderr)
-    if result.failed:
-        for key, reason in sorted(result.failed.items()):
-            print(f"  failed {key}: {reason}", file=sys.stderr)
-        print(f"landcover labels: error: {len(result.failed)} tile(s) failed: {', '.join(sorted(result.failed))}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("labels", result.failed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

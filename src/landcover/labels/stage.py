@@ -28,7 +28,7 @@ from landcover.io_utils import atomic_path, atomic_write_json, sha256_file, tile
 from landcover.labels.burn import Grid, burn_raster, burn_vector, is_vector
 from landcover.labels.crosswalk import Crosswalk
 from landcover.lineage import params_hash
-from landcover.parallel import thread_map
+from landcover.parallel import record_outcome, thread_map
 
 RECORD = "label.json"
 MapFn = Callable[[Callable[[TileRef], "LabelOutcome"], list[TileRef]], Iterable["LabelOutcome | Exception"]]
@@ -147,12 +147,7 @@ def run_labels(p: Params, data: Path, references: list[Path], attribute: str | N
     worker = TileLabeller(p, references, attribute, preset, overwrite)
     result = LabelsResult(Path(data), failed={b.path: b.reason for b in bad})
     for tile, outcome in zip(tiles, (map_fn or thread_map(2, catch_errors=True))(worker, tiles), strict=True):
-        if isinstance(outcome, Exception):
-            result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__
-        elif outcome.status == "skipped":
-            result.skipped.append(tile.key)
-        else:
-            result.written.append(tile.key)
+        if record_outcome(result, tile.key, outcome):
             result.labelled_fraction[tile.key] = round(outcome.labelled_fraction, 4)
             result.unmapped.update(outcome.unmapped)
             result.unmapped_pixels += outcome.unmapped_pixels

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from landcover.config import Params
-from landcover.errors import LandcoverError
+from landcover.errors import LandcoverError, report_failures
 
 REPORT = "mosaic_report.json"
 
@@ -35,13 +35,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
           f"{s['megapixels']} Mpx in {s['seconds']} s -> {args.out} (report {report})")
     for key, notes in sorted(result.warnings.items()):
         print(f"  {key}: {'; '.join(notes)}", file=sys.stderr)
-    if result.failed:
-        for key, reason in sorted(result.failed.items()):
-            print(f"  failed {key}: {reason}", file=sys.stderr)
-        print(f"landcover mosaic: error: {len(result.failed)} tile(s) failed: {', '.join(sorted(result.failed))}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("mosaic", result.failed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -35,7 +35,7 @@ from landcover.mosaic.load import load_stack
 from landcover.mosaic.scenes import Scene, SceneError, detect_assets, solar_day_index, sort_scenes, to_scene
 from landcover.mosaic.sources import LocalSource, StacApiSource, season_window
 from landcover.mosaic.writer import COUNT_FILE, MANIFEST, read_manifest, write_counts, write_season
-from landcover.parallel import thread_map
+from landcover.parallel import one_line, record_outcome, thread_map
 
 READ_ERRORS = (rasterio.errors.RasterioError, OSError)
 BLUE = BANDS.index("B02")
@@ -129,7 +129,7 @@ def _unreadable(scenes: list[Scene], tile: TileGrid, mp: MosaicParams) -> dict[s
             stack, scl = load_stack([scene], tile, mp.chunk, mp.resampling_20m)
             dask.compute(stack.sum(), scl.sum())
         except READ_ERRORS as exc:
-            bad[scene.id] = " ".join(str(exc).split()) or type(exc).__name__
+            bad[scene.id] = one_line(exc)
     return bad
 
 
@@ -300,12 +300,7 @@ def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], 
     with dask_scheduler(p.mosaic, remote=isinstance(source, StacApiSource)):
         outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
         for tile, outcome in zip(tiles, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                result.failed[tile.key] = " ".join(str(outcome).split()) or type(outcome).__name__
-            elif outcome.status == "skipped":
-                result.skipped.append(tile.key)
-            else:
-                result.written.append(tile.key)
+            if record_outcome(result, tile.key, outcome):
                 result.megapixels += outcome.megapixels
                 if outcome.warnings:
                     result.warnings[tile.key] = list(outcome.warnings)
