@@ -59,6 +59,7 @@ def test_vectors_in_another_crs_land_on_known_pixels(data: Path) -> None:
         (box(west + 320, north - 640, west + 640, north - 320), "pine"),  # bottom right quarter
         (box(west + 320, north - 320, west + 640, north), "quarry-x"),  # top right: not in the crosswalk
         (LineString([(west, north - 105), (west + 640, north - 105)]), "motorway"),  # along row 10
+        (LineString([(west + 5, north), (west + 5, north - 640)]), "footpath"),  # unmapped: leaves column 0 alone
     ]
     frame = gpd.GeoDataFrame({"kind": [k for _, k in features]},
                              geometry=[to_4326(g, crs) for g, _ in features], crs=4326)
@@ -72,9 +73,9 @@ def test_vectors_in_another_crs_land_on_known_pixels(data: Path) -> None:
     want[32:, 32:] = 9
     want[10, :] = 1
     assert np.array_equal(label, want)
-    assert result.unmapped == {"quarry-x": 1} and result.unmapped_pixels == 32 * 32 - 32
+    assert result.unmapped == {"quarry-x": 1, "footpath": 1} and result.unmapped_pixels == 32 * 32 - 32
     record = json.loads((tile.directory / "label.json").read_text())
-    assert record["class_pixels"]["Roads"] == 64 and record["unmapped_values"] == {"quarry-x": 1}
+    assert record["class_pixels"]["Roads"] == 64 and record["unmapped_values"] == {"quarry-x": 1, "footpath": 1}
 
 
 def write_reference(path: Path, values: np.ndarray, crs, west: float, north: float, res: float, nodata=None) -> None:

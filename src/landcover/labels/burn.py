@@ -82,17 +82,20 @@ def burn_vector(path: Path, grid: Grid, crosswalk: Crosswalk, attribute: str | N
     kinds = frame.geometry.geom_type
     codes = np.zeros(grid.shape, np.uint8)
     unmapped: Counter = Counter()
-    # polygons by pixel centre, then lines (roads) over them; points are not areas and are left out
-    for part, touched in ((frame[kinds.str.contains("Polygon")], False),
-                          (frame[kinds.str.contains("LineString")], lines_all_touched)):
+    # polygons by pixel centre, then lines (roads) over them; points are not areas and are left out.
+    # An unmapped polygon leaves its area unlabelled; an unmapped line leaves what is under it alone.
+    for part, is_line in ((frame[kinds.str.contains("Polygon")], False),
+                          (frame[kinds.str.contains("LineString")], True)):
         shapes = []
         for geometry, value in zip(part.geometry, part[attribute], strict=True):
             code = crosswalk.code(value)
             if code == UNMAPPED:
-                unmapped[str(value)] += 1
+                unmapped[crosswalk.key(value)] += 1
+                if is_line:
+                    continue
             shapes.append((geometry, code))
         if shapes:
-            rasterize(shapes, out=codes, transform=grid.transform, all_touched=touched)
+            rasterize(shapes, out=codes, transform=grid.transform, all_touched=is_line and lines_all_touched)
     return _finish(codes, unmapped)
 
 

@@ -38,6 +38,8 @@ class Crosswalk:
             return cls(f"preset {preset}", {_key(k): v for k, v in PRESETS[preset].items()})
         return cls("class codes 1..10", None)
 
+    key = staticmethod(_key)
+
     def code(self, value: object) -> int:
         """Class code 0..10, or UNMAPPED."""
         key = _key(value)
