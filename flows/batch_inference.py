@@ -18,8 +18,6 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
-from prefect.utilities.annotations import unmapped
 
 from landcover import reporting
 from landcover.config import load_params
@@ -27,9 +25,9 @@ from landcover.dataset import TileRef
 from landcover.inference.stage import run_predict
 
 try:
-    from flows.runners import task_runner
+    from flows.runners import prefect_map
 except ImportError:  # run as a script
-    from runners import task_runner  # type: ignore[no-redef]
+    from runners import prefect_map  # type: ignore[no-redef]
 
 
 class TilesFailed(RuntimeError):
@@ -63,14 +61,9 @@ def batch_inference(
     """
     params = load_params(params_file)
 
-    def prefect_map(worker, tiles: list[TileRef]):
-        with task_runner(params.predict.workers, params.predict.dask_address) as runner:
-            futures = runner.map(predict_tile_task, {"tile": tiles, "worker": unmapped(worker)})
-            wait(futures)
-        return [f.result() if f.state.is_completed() else f.state.result(raise_on_failure=False) for f in futures]
-
     result = run_predict(params, Path(input), Path(out), model_uri, Path(split_file) if split_file else None,
-                         subset, map_fn=prefect_map)
+                         subset, map_fn=prefect_map(predict_tile_task, params.predict.workers,
+                                                    params.predict.dask_address))
     summary = result.summary()
     create_markdown_artifact(key="inference-summary", markdown=reporting.inference_markdown(Path(out) /
                              "run_summary.json"), description="Batch inference run")

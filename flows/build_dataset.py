@@ -19,8 +19,6 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
-from prefect.utilities.annotations import unmapped
 
 from landcover import reporting
 from landcover.config import load_params
@@ -30,10 +28,10 @@ from landcover.mosaic.sources import open_source
 from landcover.mosaic.stage import run_mosaic
 
 try:
-    from flows.runners import task_runner
+    from flows.runners import prefect_map
     from flows.validate_flow import validate_tiles
 except ImportError:  # run as a script
-    from runners import task_runner  # type: ignore[no-redef]
+    from runners import prefect_map  # type: ignore[no-redef]
     from validate_flow import validate_tiles  # type: ignore[no-redef]
 
 
@@ -49,16 +47,6 @@ def mosaic_tile_task(tile, worker: Callable):
 @task(name="label-tile", task_run_name="label-{tile.city_id}-{tile.tile_id}", cache_policy=NO_CACHE)
 def label_tile_task(tile, worker: Callable):
     return worker(tile)
-
-
-def _prefect_map(task_fn, workers: int):
-    def run(worker, tiles: list):
-        with task_runner(workers) as runner:
-            futures = runner.map(task_fn, {"tile": tiles, "worker": unmapped(worker)})
-            wait(futures)
-        return [f.result() if f.state.is_completed() else f.state.result(raise_on_failure=False) for f in futures]
-
-    return run
 
 
 @flow(name="build-dataset", log_prints=True)
@@ -100,12 +88,12 @@ def build_dataset(
                                     Path(aoi) if aoi else None, city_id, climate_zone)
     scene_source = open_source(source or mp.source, mp)
     mosaic = run_mosaic(params, Path(out), tiles, city_rows, scene_source, year,
-                        map_fn=_prefect_map(mosaic_tile_task, 1))
+                        map_fn=prefect_map(mosaic_tile_task, 1))
     summary = {"mosaic": mosaic.summary()}
     failed = dict(mosaic.failed)
     if references:
         labels = run_labels(params, Path(out), [Path(r) for r in references], attribute, preset,
-                            map_fn=_prefect_map(label_tile_task, 2))
+                            map_fn=prefect_map(label_tile_task, 2))
         summary["labels"] = labels.summary()
         failed |= labels.failed
     create_markdown_artifact(key="build-dataset", description="Dataset build",
