@@ -48,6 +48,7 @@ def batch_inference(
     params_file: str = "params.yaml",
     split_file: str | None = None,
     subset: str | None = None,
+    dem: str | None = None,
 ) -> dict:
     """Predict land cover, fuel model and confidence COGs for every tile folder under `input`.
 
@@ -58,8 +59,12 @@ def batch_inference(
         params_file: params.yaml with the inference, fuel and task-runner settings.
         split_file: Optional split file to select tiles from (with `subset`).
         subset: train, val or test, with `split_file`.
+        dem: DEM file or URL: also write each tile's FlamMap / ELMFIRE landscape (as predict.landscape).
     """
     params = load_params(params_file)
+    if dem:
+        params = params.model_copy(update={"predict": params.predict.model_copy(update={"landscape": True}),
+                                           "landscape": params.landscape.model_copy(update={"dem": dem})})
 
     result = run_predict(params, Path(input), Path(out), model_uri, Path(split_file) if split_file else None,
                          subset, map_fn=prefect_map(predict_tile_task, params.predict.workers,

@@ -55,7 +55,7 @@ def _digest(out: Path) -> dict[str, str]:
 def test_outputs_are_valid_cogs_on_the_input_grid(predicted, inputs, params) -> None:
     out, result = predicted
     assert len(result.written) == 3 and not result.failed
-    crosswalk = set(params.fuel.crosswalk.values())
+    crosswalk = {v for zone in (None, *params.fuel.zones) for v in params.fuel.for_zone(zone).values()}
     for tile in discover_tiles(inputs)[0]:
         with rasterio.open(tile.season_path("summer")) as src:
             grid = (src.crs, src.transform, src.shape)
@@ -92,11 +92,14 @@ def test_outputs_are_valid_cogs_on_the_input_grid(predicted, inputs, params) -> 
 
 
 def test_fuel_is_the_crosswalk_of_landcover(predicted, params) -> None:
+    """Each tile's fuel is the crosswalk row of its city's climate zone (tests/test_landscape.py
+    checks the zones themselves)."""
     out, _ = predicted
-    lut = np.zeros(256, np.uint8)
-    for k, v in params.fuel.crosswalk.items():
-        lut[k] = v
     for lc in out.rglob("landcover.tif"):
+        zone = json.loads(lc.with_name("provenance.json").read_text())["crosswalk_zone"]
+        lut = np.zeros(256, np.uint8)
+        for k, v in params.fuel.for_zone(zone).items():
+            lut[k] = v
         with rasterio.open(lc) as a, rasterio.open(lc.with_name("fuel.tif")) as b:
             assert np.array_equal(lut[a.read(1)], b.read(1))
 

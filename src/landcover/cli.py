@@ -86,6 +86,7 @@ STAGE_MODULES = (
     "landcover.evaluation.command",
     "landcover.promotion.command",
     "landcover.inference.command",
+    "landcover.landscape.command",
     "landcover.mosaic.command",
     "landcover.labels.command",
 )

@@ -166,24 +166,101 @@ class PredictParams(_Section):
     model_uri: str | None = None
     workers: int = Field(1, ge=1)  # tiles at once (threads); torch already uses every core per tile
     dask_address: str | None = None
+    landscape: bool = False  # also write the FlamMap / ELMFIRE landscape of each tile (needs landscape.dem)
+
+
+def _check_fuel_codes(v: dict[int, int], every_class: bool) -> dict[int, int]:
+    from landcover.fuel import FBFM40
+
+    classes = set(range(1, 11))
+    missing, extra = sorted(classes - set(v)) if every_class else [], sorted(set(v) - classes)
+    if missing or extra:
+        raise ValueError(f"needs {'exactly ' if every_class else ''}the land cover codes 1..10 "
+                         f"(missing {missing}, unexpected {extra})")
+    bad = {k: x for k, x in v.items() if x not in FBFM40}
+    if bad:
+        raise ValueError(f"not Scott & Burgan FBFM40 codes: {bad} (see landcover.fuel.FBFM40)")
+    return v
+
+
+class CanopyRow(_Section):
+    """Canopy fuel of one land cover class, in natural units (tools' units are made on export)."""
+
+    cc: float = Field(0.0, ge=0, le=100)  # canopy cover, %
+    ch: float = Field(0.0, ge=0, le=100)  # canopy height, m
+    cbh: float = Field(0.0, ge=0, le=100)  # canopy base height, m
+    cbd: float = Field(0.0, ge=0, le=2)  # canopy bulk density, kg/m3
+
+    @model_validator(mode="after")
+    def _base_below_top(self) -> CanopyRow:
+        if self.cbh > self.ch:
+            raise ValueError(f"canopy base height ({self.cbh} m) above canopy height ({self.ch} m)")
+        return self
 
 
 class FuelParams(_Section):
+    """The crosswalk table: a default row (every class) and per-climate-zone rows naming the classes
+    whose fuel model differs there; canopy attributes the same way (classes not named: no canopy)."""
+
     crosswalk_version: str = "fbfm40-eu-1.0"
     crosswalk: dict[int, int]
+    zones: dict[str, dict[int, int]] = {}
+    canopy: dict[int, CanopyRow] = {}
+    canopy_zones: dict[str, dict[int, CanopyRow]] = {}
 
     @field_validator("crosswalk")
     @classmethod
     def _covers_every_class(cls, v: dict[int, int]) -> dict[int, int]:
-        from landcover.fuel import FBFM40
+        return _check_fuel_codes(v, every_class=True)
 
-        missing, extra = sorted(set(range(1, 11)) - set(v)), sorted(set(v) - set(range(1, 11)))
-        if missing or extra:
-            raise ValueError(f"needs exactly the land cover codes 1..10 (missing {missing}, unexpected {extra})")
-        bad = {k: x for k, x in v.items() if x not in FBFM40}
-        if bad:
-            raise ValueError(f"not Scott & Burgan FBFM40 codes: {bad} (see landcover.fuel.FBFM40)")
+    @field_validator("zones")
+    @classmethod
+    def _zone_rows(cls, v: dict[str, dict[int, int]]) -> dict[str, dict[int, int]]:
+        _known_zones(v)
+        for row in v.values():
+            _check_fuel_codes(row, every_class=False)
         return v
+
+    @field_validator("canopy_zones")
+    @classmethod
+    def _canopy_zone_rows(cls, v: dict) -> dict:
+        return _known_zones(v)
+
+    @field_validator("canopy")
+    @classmethod
+    def _canopy_classes(cls, v: dict) -> dict:
+        extra = sorted(set(v) - set(range(1, 11)))
+        if extra:
+            raise ValueError(f"land cover codes are 1..10, got {extra}")
+        return v
+
+    def for_zone(self, zone: str | None) -> dict[int, int]:
+        """The crosswalk row of a climate zone: the default row with the zone's classes replaced."""
+        return {**self.crosswalk, **self.zones.get(zone or "", {})}
+
+    def canopy_for(self, zone: str | None) -> dict[int, CanopyRow]:
+        return {**self.canopy, **self.canopy_zones.get(zone or "", {})}
+
+
+def _known_zones(v: dict) -> dict:
+    from landcover.dataset import CLIMATE_ZONES
+
+    unknown = sorted(set(v) - set(CLIMATE_ZONES))
+    if unknown:
+        raise ValueError(f"unknown climate zone(s) {unknown}; known: {', '.join(CLIMATE_ZONES)}")
+    return v
+
+
+class LandscapeParams(_Section):
+    """`landcover landscape`: FlamMap / ELMFIRE inputs from fuel maps and a DEM (docs/landscape.md)."""
+
+    out: Path = Path("outputs/landscape")
+    dem: str | None = None  # path or URL of a DEM in any CRS (GDAL reads it)
+    # per attribute (cc %, ch m, cbh m, cbd kg/m3): a raster replacing the table on forest pixels
+    canopy_rasters: dict[Literal["cc", "ch", "cbh", "cbd"], str] = {}
+    lcp: bool = True  # landscape.lcp (+ .prj) for FlamMap / FARSITE
+    elmfire: bool = True  # elmfire/*.tif for ELMFIRE
+    workers: int = Field(2, ge=1)
 
 
 S2_ASSETS: tuple[str, ...] = (*BANDS, "SCL")  # the asset roles a mosaic reads: ten bands and the SCL
@@ -284,6 +361,7 @@ class Params(_Section):
     promote: PromoteParams = PromoteParams()
     predict: PredictParams = PredictParams()
     fuel: FuelParams
+    landscape: LandscapeParams = LandscapeParams()
     mosaic: MosaicParams = MosaicParams()
     labels: LabelsParams = LabelsParams()
 

@@ -78,6 +78,8 @@ def inference_markdown(summary_path: Path) -> str:
         f"# Batch inference\n\n| tiles written | up to date | failed | km² | seconds | model |\n"
         f"|---:|---:|---:|---:|---:|---|\n| {s['tiles_written']} | {s['tiles_skipped']} | {s['tiles_failed']} | "
         f"{s['km2']} | {s['seconds']} | `{s['model']}` (version {s.get('model_version') or '-'}) |\n"
+        + (f"\nFire-model landscapes (`landscape.lcp`, `elmfire/`): {ls['tiles_written']} written, "
+           f"{ls['tiles_skipped']} up to date, {ls['tiles_failed']} failed.\n" if (ls := s.get("landscape")) else "")
         + (f"\nFailed tiles:\n{failed}\n" if failed else "")
     )
 

@@ -70,7 +70,7 @@ def provenance_matches(tile_out: Path, expected: dict) -> bool:
         found = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("model", "crosswalk_version", "crosswalk", "inputs", "window", "overlap", "code")
+    keys = ("model", "crosswalk_version", "crosswalk_zone", "crosswalk", "inputs", "window", "overlap", "code")
     return all(found.get(k) == expected.get(k) for k in keys)
 
 

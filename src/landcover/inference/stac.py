@@ -30,7 +30,8 @@ def build_item(tile_out: Path, tile_key: str, provenance: dict) -> pystac.Item:
         id=tile_key.replace("/", "."), geometry=geom, bbox=list(bounds),
         datetime=dt.datetime.fromisoformat(provenance["created"]),
         properties={"landcover:model": provenance["model"], "landcover:crosswalk_version":
-                    provenance["crosswalk_version"], "landcover:software_version": provenance["software_version"]},
+                    provenance["crosswalk_version"], "landcover:crosswalk_zone": provenance.get("crosswalk_zone"),
+                    "landcover:software_version": provenance["software_version"]},
     )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.epsg, proj.shape, proj.transform = epsg, shape, transform

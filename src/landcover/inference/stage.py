@@ -13,7 +13,7 @@ import torch
 
 from landcover import __version__
 from landcover.config import Params
-from landcover.dataset import DataContractError, TileRef, discover_tiles
+from landcover.dataset import DataContractError, TileRef, discover_tiles, read_cities
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
 from landcover.inference.outputs import (
@@ -42,12 +42,13 @@ class PredictResult:
     failed: dict[str, str] = field(default_factory=dict)
     km2: float = 0.0
     seconds: float = 0.0
+    landscape: dict | None = None  # the landscape step's summary when predict.landscape is on
 
     def summary(self) -> dict:
         return {"model_uri": self.model.uri, "model": self.model.resolved_uri, "model_version": self.model.version,
                 "run_id": self.model.run_id, "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
                 "tiles_failed": len(self.failed), "failed": self.failed, "km2": round(self.km2, 3),
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "landscape": self.landscape}
 
 
 def default_model_uri(p: Params) -> str:
@@ -57,16 +58,21 @@ def default_model_uri(p: Params) -> str:
 class TilePredictor:
     """Per-tile work (the unit a flow maps): checksums, skip check, predict, write, STAC."""
 
-    def __init__(self, bundle: ModelBundle, ref: ModelRef, p: Params, out_dir: Path, device: str) -> None:
+    def __init__(self, bundle: ModelBundle, ref: ModelRef, p: Params, out_dir: Path, device: str,
+                 zones: dict[str, str] | None = None) -> None:
         self.ref, self.out_dir = ref, Path(out_dir)
         self.window, self.overlap = p.inference.window, p.inference.overlap
         self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device)
         # the crosswalk of params.yaml wins: a new crosswalk version needs no retraining; the one the
-        # model was trained with is recorded beside it
-        self.crosswalk = {int(k): int(v) for k, v in p.fuel.crosswalk.items()}
+        # model was trained with is recorded beside it. Its row follows the climate zone of the tile's
+        # city (cities.csv beside the tiles); a city with no zone there gets the default row.
+        self.fuel, self.zones = p.fuel, zones or {}
         self.crosswalk_version = p.fuel.crosswalk_version
         self.model_crosswalk_version = bundle.meta.crosswalk_version
-        self.lut = lookup_table(self.crosswalk)
+
+    def crosswalk_for(self, tile: TileRef) -> tuple[str, dict[int, int]]:
+        zone = self.zones.get(tile.city_id)
+        return zone or "default", self.fuel.for_zone(zone)
 
     def __call__(self, tile: TileRef) -> TileOutcome:
         missing = [str(p) for p in tile.season_paths.values() if not p.is_file()]
@@ -79,13 +85,16 @@ class TilePredictor:
             # front only when an earlier run's sidecar may let the tile be skipped
             inputs = pool.submit(lambda: {p.name: sha256_file(p) for p in tile.season_paths.values()})
 
+            zone, crosswalk = self.crosswalk_for(tile)
+
             def provenance() -> dict:
                 return {
                     "tile": tile.key,
                     "model": {"uri": self.ref.resolved_uri, "name": self.ref.name, "version": self.ref.version,
                               "run_id": self.ref.run_id},
                     "crosswalk_version": self.crosswalk_version,
-                    "crosswalk": {str(k): v for k, v in sorted(self.crosswalk.items())},
+                    "crosswalk_zone": zone,
+                    "crosswalk": {str(k): v for k, v in sorted(crosswalk.items())},
                     "model_crosswalk_version": self.model_crosswalk_version,
                     "code": CODE_FINGERPRINT,
                     "inputs": inputs.result(),
@@ -97,7 +106,8 @@ class TilePredictor:
                 return TileOutcome(tile.key, "skipped", 0, 0.0)
             created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
-                return write_tile(self.predictor, src, tile_out, self.lut, lambda: {**provenance(), "created": created})
+                return write_tile(self.predictor, src, tile_out, lookup_table(crosswalk),
+                                  lambda: {**provenance(), "created": created})
 
 
 def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None
@@ -112,6 +122,14 @@ def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | 
         wanted = {t.key for t in read_split(split_file, input_dir, subset)}
         tiles = [t for t in tiles if t.key in wanted]
     return tiles, failed
+
+
+def city_zones(input_dir: Path) -> dict[str, str]:
+    """city_id -> climate zone from the cities.csv of a dataset root (or beside its tiles/ folder)."""
+    for candidate in (Path(input_dir) / "cities.csv", Path(input_dir).parent / "cities.csv"):
+        if candidate.is_file():
+            return {c.city_id: c.climate_zone for c in read_cities(candidate).values()}
+    return {}
 
 
 def _code_fingerprint() -> str:
@@ -140,7 +158,7 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
     tiles, failed = select_tiles(Path(input_dir), split_file, subset)
     if not tiles and not failed:
         raise LandcoverError(f"{input_dir}: no tile folders found")
-    worker = TilePredictor(bundle, ref, p, out_dir, device)
+    worker = TilePredictor(bundle, ref, p, out_dir, device, city_zones(Path(input_dir)))
     result = PredictResult(Path(out_dir), ref, failed=dict(failed))
     outcomes = (map_fn or thread_map(p.predict.workers, catch_errors=True))(worker, tiles)
     for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
@@ -148,6 +166,12 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
             result.km2 += outcome.km2
         if progress:
             progress(k, len(tiles), f"{tile.key}: {getattr(outcome, 'status', 'failed')}")
+    if p.predict.landscape:  # the fire models' inputs of every tile, beside its fuel map
+        from landcover.landscape.stage import run_landscape
+
+        landscape = run_landscape(p, Path(out_dir), Path(out_dir))
+        result.landscape = landscape.summary()
+        result.failed |= {f"{k} (landscape)": v for k, v in landscape.failed.items()}
     result.seconds = time.perf_counter() - start
     atomic_write_json(Path(out_dir) / "run_summary.json", result.summary())
     return result
