@@ -170,6 +170,11 @@ def test_lcp_and_elmfire_layers_read_back_with_gdal(fuelmaps, params, tmp_path) 
     for name in ("adj", "phi"):
         with rasterio.open(out / "elmfire" / f"{name}.tif") as src:
             assert src.dtypes[0] == "float32" and (src.read(1) == 1).all()
+    fragment = (out / "elmfire/elmfire.data.fragment").read_text()
+    for key, stem in (("FBFM_FILENAME", "fbfm40"), ("CBD_FILENAME", "cbd"), ("PHI_FILENAME", "phi")):
+        assert f"'{stem}'" in fragment.split(key, 1)[1].splitlines()[0] and (out / f"elmfire/{stem}.tif").is_file()
+    assert f"COMPUTATIONAL_DOMAIN_XLLCORNER = {transform.c:.3f}" in fragment
+    assert f"COMPUTATIONAL_DOMAIN_YLLCORNER = {transform.f - 10 * shape[0]:.3f}" in fragment
     item = json.loads((out / "item.json").read_text())
     ch = item["assets"]["elmfire_ch"]["raster:bands"][0]
     assert ch["unit"] == "m" and ch["scale"] == pytest.approx(0.1) and ch["nodata"] == -9999

@@ -6,7 +6,8 @@
   `landscape.prj` beside it.
 - ELMFIRE: `elmfire/<layer>.tif`, one single-band GeoTIFF per layer on the tile grid: `dem slp asp
   fbfm40 cc ch cbh cbd` int16, and `adj` (fuel adjustment factor) and `phi` (initial level set)
-  float32, both 1 everywhere.
+  float32, both 1 everywhere; and `elmfire/elmfire.data.fragment`, the `&INPUTS` file names and the
+  `&COMPUTATIONAL_DOMAIN` of the tile, to merge into a case's `elmfire.data`.
 
 -9999 is nodata: in the fuel and canopy layers where the land cover is nodata.
 """
@@ -44,6 +45,8 @@ LCP_OPTIONS = dict(ELEVATION_UNIT="METERS", SLOPE_UNIT="DEGREES", ASPECT_UNIT="A
                    FUEL_MODEL_OPTION="NO_CUSTOM_AND_NO_FILE", CANOPY_COV_UNIT="PERCENT", CANOPY_HT_UNIT="METERS_X_10",
                    CBH_UNIT="METERS_X_10", CBD_UNIT="KG_PER_CUBIC_METER_X_100", LINEAR_UNIT="SET_FROM_SRS")
 ELMFIRE_FLOATS = ("adj", "phi")
+ELMFIRE_KEYS = {"dem": "DEM", "slp": "SLP", "asp": "ASP", "fbfm40": "FBFM", "cc": "CC", "ch": "CH", "cbh": "CBH",
+                "cbd": "CBD", "adj": "ADJ", "phi": "PHI"}  # <KEY>_FILENAME in ELMFIRE's &INPUTS namelist
 
 
 def to_int16(natural: dict[str, np.ndarray], nodata: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,4 +106,19 @@ def write_elmfire(folder: Path, layers: dict[str, np.ndarray], crs, transform: A
             dst.write(np.ones(shape, np.float32), 1)
             dst.set_band_description(1, "fuel adjustment factor" if name == "adj" else "initial level set (phi)")
         written.append(folder / f"{name}.tif")
+    written.append(_namelist(folder, crs, transform, shape))
     return written
+
+
+def _namelist(folder: Path, crs, transform: Affine, shape: tuple[int, int]) -> Path:
+    """ELMFIRE names files by stem (it adds .tif) relative to FUELS_AND_TOPOGRAPHY_DIRECTORY."""
+    names = "\n".join(f"{key + '_FILENAME':<30} = '{name}'" for name, key in ELMFIRE_KEYS.items())
+    text = (f"! written by landcover landscape: merge into the case's elmfire.data\n&INPUTS\n"
+            f"{'FUELS_AND_TOPOGRAPHY_DIRECTORY':<30} = '{folder.resolve()}'\n{names}\n/\n\n"
+            f"&COMPUTATIONAL_DOMAIN\nA_SRS = '{crs.to_wkt() if crs.to_epsg() is None else f'EPSG:{crs.to_epsg()}'}'\n"
+            f"COMPUTATIONAL_DOMAIN_CELLSIZE = {transform.a:g}\n"
+            f"COMPUTATIONAL_DOMAIN_XLLCORNER = {transform.c:.3f}\n"
+            f"COMPUTATIONAL_DOMAIN_YLLCORNER = {transform.f + transform.e * shape[0]:.3f}\n/\n")
+    with atomic_path(folder / "elmfire.data.fragment") as tmp:
+        tmp.write_text(text)
+    return folder / "elmfire.data.fragment"
