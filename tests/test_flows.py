@@ -4,6 +4,7 @@ same rasters as `landcover predict`, and publishes its summary artifact."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -73,3 +74,23 @@ def test_batch_inference_flow_on_a_dask_cluster(batch_inference, prefect_harness
                                   params_file=str(params_file))
     assert summary["tiles_written"] == 12
     assert _digest(out) == _digest(reference)
+
+
+@pytest.mark.slow
+def test_batch_inference_flow_writes_fire_model_landscapes_with_a_dem(batch_inference, prefect_harness, tiny_dataset,
+                                                                      tiny_model, reference, tmp_path) -> None:
+    """The flow's `dem` parameter turns on predict.landscape: each tile gets its LCP and ELMFIRE layers."""
+    from test_landscape import plane_dem
+
+    one = tmp_path / "input"
+    tile = sorted((tiny_dataset / "tiles").iterdir())[0]
+    shutil.copytree(tile, one / "tiles" / tile.name)
+    shutil.copy(tiny_dataset / "cities.csv", one / "cities.csv")
+    tile_id = sorted(p.name for p in tile.iterdir())[0]
+    shutil.rmtree(one / "tiles" / tile.name / sorted(p.name for p in tile.iterdir())[1])
+    plane_dem(tmp_path / "dem.tif", reference / tile.name / tile_id)
+    summary = batch_inference(input=str(one), out=str(tmp_path / "out"), model_uri=tiny_model.model_uri,
+                              params_file=str(_params_file(tmp_path)), dem=str(tmp_path / "dem.tif"))
+    assert summary["tiles_written"] == 1 and summary["landscape"]["tiles_written"] == 1
+    assert (tmp_path / "out" / tile.name / tile_id / "landscape.lcp").is_file()
+    assert (tmp_path / "out" / tile.name / tile_id / "elmfire" / "fbfm40.tif").is_file()
