@@ -330,7 +330,8 @@ def _check_rasters(repo: Path) -> None:
     assert tiles, "no input tiles"
     test_tiles = {(r["city_id"], r["tile_id"]) for r in _csv(repo / "splits/split.csv") if r["split"] == "test"}
     assert test_tiles
-    crosswalk = set(yaml.safe_load((repo / "params.yaml").read_text())["fuel"]["crosswalk"].values())
+    fuel = yaml.safe_load((repo / "params.yaml").read_text())["fuel"]
+    crosswalk = set(fuel["crosswalk"].values()) | {v for row in fuel.get("zones", {}).values() for v in row.values()}
 
     for out_root, selected in (("outputs/batch", tiles),
                                ("outputs/fuelmaps", [t for t in tiles if (t.parent.name, t.name) in test_tiles])):
