@@ -133,6 +133,7 @@ class InferenceParams(_Section):
     window: int = Field(128, ge=16)
     overlap: int = Field(32, ge=0)
     batch_size: int = Field(8, ge=1)
+    tta: bool = False  # D4 test-time augmentation (8 passes per window, probabilities averaged)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_window(self) -> InferenceParams:
@@ -158,6 +159,7 @@ class PromoteParams(_Section):
     min_miou: float = Field(0.30, ge=0, le=1)
     min_class_iou: float = Field(0.05, ge=0, le=1)
     margin: float = Field(0.005, ge=0)
+    max_ece: float | None = Field(None, ge=0, le=1)  # expected calibration error ceiling (test, calibrated)
 
 
 class PredictParams(_Section):
@@ -167,6 +169,7 @@ class PredictParams(_Section):
     workers: int = Field(1, ge=1)  # tiles at once (threads); torch already uses every core per tile
     dask_address: str | None = None
     landscape: bool = False  # also write the FlamMap / ELMFIRE landscape of each tile (needs landscape.dem)
+    probabilities: bool = False  # also write probabilities.tif: one uint8 band (percent) per class
 
 
 def _check_fuel_codes(v: dict[int, int], every_class: bool) -> dict[int, int]:

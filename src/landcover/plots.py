@@ -77,3 +77,26 @@ def overlays_figure(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], pa
             ax.set_title(t)
             ax.axis("off")
     return _save(fig, path)
+
+
+def reliability_figure(states: dict, path: Path) -> Path:
+    """Reliability diagram: accuracy against top-class confidence per bin, one line per state
+    (for example uncalibrated and calibrated; `states` maps a name to a CalibrationCounts), the
+    diagonal being perfect calibration, the pixel share of each bin as bars below."""
+    fig, (ax, ax_share) = plt.subplots(2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect")
+    width = 1 / 15
+    for k, (name, counts) in enumerate(states.items()):
+        rows = [r for r in counts.table() if r["share"]]
+        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o",
+                label=f"{name} (ECE {counts.ece():.3f})")
+        ax_share.bar([r["bin_low"] + width * (0.25 + 0.5 * k) for r in rows], [r["share"] for r in rows],
+                     width=width / 2, label=name)
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Reliability of the top-class probability")
+    ax.legend(loc="upper left", fontsize=8)
+    ax_share.set_xlabel("top-class probability")
+    ax_share.set_ylabel("share of pixels")
+    return _save(fig, path)

@@ -9,6 +9,7 @@ missing mosaic.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_path, atomic_write_json
 from landcover.lineage import data_version_of, file_hash
 from landcover.metrics import confusion_counts, scores_from_confusion
+from landcover.model.calibration import CalibrationCounts
 from landcover.model.loading import load_bundle
-from landcover.plots import confusion_matrix_figure, per_class_bars
+from landcover.plots import confusion_matrix_figure, per_class_bars, reliability_figure
 from landcover.splitfile import read_split
 from landcover.tracking import connect
 
@@ -43,8 +45,10 @@ class EvalResult:
     confusion: np.ndarray
 
 
-def _tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | None,
-                    samples: list | None) -> np.ndarray:
+def tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | tuple[str, ...] | None = None,
+                   samples: list | None = None, calibration: CalibrationCounts | None = None) -> np.ndarray:
+    """The confusion matrix of one tile (seasons in `drop` read as nodata); `calibration`, when
+    given, receives each labelled pixel's top-class probability and whether it was right."""
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     with TileSource(tile, drop) as src:
         def score(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
@@ -54,6 +58,9 @@ def _tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | None
             target[(label == 0) | (label > NUM_CLASSES) | ~valid] = 255  # unlabelled / no data
             pred = probs.argmax(0)
             cm += confusion_counts(pred, target)
+            if calibration is not None:
+                scored = target != 255
+                calibration.update(probs.max(0)[scored], (pred == target)[scored])
             if samples is not None:
                 t, pr = target.ravel(), pred.ravel()
                 keep = np.flatnonzero(t != 255)[::SAMPLE_EVERY]
@@ -79,14 +86,16 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     cities = read_cities(Path(data_root) / "cities.csv")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bundle, ref = load_bundle(model_uri, device)
-    predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size, device)
+    predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size, device,
+                                 tta=p.inference.tta)
+    calibration = CalibrationCounts()
 
     total = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     by_city: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
     by_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
     samples: list[tuple[int, int]] = []
     for k, tile in enumerate(tiles, start=1):
-        cm = _tile_confusion(predictor, tile, None, samples)
+        cm = tile_confusion(predictor, tile, None, samples, calibration)
         total += cm
         by_city[tile.city_id] += cm
         zone = cities[tile.city_id].climate_zone if tile.city_id in cities else "unknown"
@@ -94,10 +103,18 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
         if progress:
             progress(k, len(tiles), tile.key)
 
+    # the same pixels through the raw softmax: what calibration changed (skipped when T is 1)
+    uncalibrated = calibration
+    if bundle.meta.temperature != 1.0:
+        uncalibrated = CalibrationCounts()
+        raw = dataclasses.replace(predictor, calibrated=False)
+        for tile in tiles:
+            tile_confusion(raw, tile, None, None, uncalibrated)
+
     season_miou = {}
     if missing_seasons:
         for season in SEASONS:
-            cm = sum(_tile_confusion(predictor, t, season, None) for t in tiles)
+            cm = sum(tile_confusion(predictor, t, season, None) for t in tiles)
             season_miou[season] = round(scores_from_confusion(cm)["miou"], 4)
 
     s = scores_from_confusion(total)
@@ -108,13 +125,15 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
         "per_city": {c: round(scores_from_confusion(m)["miou"], 4) for c, m in sorted(by_city.items())},
         "per_zone": {z: round(scores_from_confusion(m)["miou"], 4) for z, m in sorted(by_zone.items())},
         "missing_season": season_miou,
+        "ece": round(calibration.ece(), 4), "ece_uncalibrated": round(uncalibrated.ece(), 4),
+        "temperature": bundle.meta.temperature, "tta": p.inference.tta,
         "pixels": int(total.sum()), "tiles": len(tiles),
         # IoU of a class with no reference pixels is undefined (reported 0.0, left out of the mIoU)
         "absent_classes": [n for n, row in zip(CLASS_NAMES, total.sum(1), strict=True) if row == 0],
         "model_uri": ref.resolved_uri, "run_id": ref.run_id,
         "split_hash": file_hash(split_file), "data_version": data_version_of(data_root),
     }
-    _write_outputs(out_dir, metrics, total, samples)
+    _write_outputs(out_dir, metrics, total, samples, {"calibrated": calibration, "uncalibrated": uncalibrated})
     if metrics_path:
         atomic_write_json(Path(metrics_path), metrics)
     if log_to_run:
@@ -122,9 +141,16 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     return EvalResult(metrics, out_dir, total)
 
 
-def _write_outputs(out_dir: Path, metrics: dict, cm: np.ndarray, samples: list[tuple[int, int]]) -> None:
+def _write_outputs(out_dir: Path, metrics: dict, cm: np.ndarray, samples: list[tuple[int, int]],
+                   calibration: dict[str, CalibrationCounts]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
+    reliability_figure(calibration, out_dir / "reliability.png")
+    with atomic_path(out_dir / "reliability.csv") as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)  # DVC plot: accuracy against confidence, one line per calibration state
+        w.writerow(["state", "confidence", "accuracy", "share"])
+        for state, counts in calibration.items():
+            w.writerows((state, r["confidence"], r["accuracy"], r["share"]) for r in counts.table() if r["share"])
     confusion_matrix_figure(cm, out_dir / "confusion_matrix.png", f"Test confusion matrix (mIoU {metrics['miou']:.3f})")
     per_class_bars(metrics["iou"], out_dir / "per_class_iou.png", "Test IoU per class")
     with atomic_path(out_dir / "confusion_matrix.csv") as tmp, tmp.open("w", newline="") as f:
@@ -151,6 +177,8 @@ def _log(run_id: str, metrics: dict, out_dir: Path) -> None:
             flat.update({f"test_{group}_{k.replace(' ', '_')}": v for k, v in metrics[group].items()})
         flat.update({f"test_miou_zone_{k}": v for k, v in metrics["per_zone"].items()})
         flat.update({f"test_miou_without_{k}": v for k, v in metrics["missing_season"].items()})
+        flat.update({"test_ece": metrics["ece"], "test_ece_uncalibrated": metrics["ece_uncalibrated"]})
         mlflow.log_metrics(flat)
-        for name in ("confusion_matrix.png", "per_class_iou.png", "metrics.json", "confusion_matrix.csv"):
+        for name in ("confusion_matrix.png", "per_class_iou.png", "reliability.png", "metrics.json",
+                     "confusion_matrix.csv"):
             mlflow.log_artifact(str(out_dir / name), "evaluation")

@@ -10,6 +10,7 @@ sidecar matches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,6 +33,8 @@ from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, atomic_write_text
 
 OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
+PROBABILITIES = "probabilities.tif"  # optional (predict.probabilities): one band per class, percent
+PROBABILITY_NODATA = 255
 PROVENANCE = "provenance.json"
 COG_GDAL_CACHE = 64 * 2**20
 STAC_ITEM = "item.json"
@@ -64,30 +67,35 @@ def remove_stale_temporaries(tile_out: Path) -> list[Path]:
 
 def provenance_matches(tile_out: Path, expected: dict) -> bool:
     path = tile_out / PROVENANCE
-    if not path.is_file() or not all((tile_out / f).is_file() for f in (*OUTPUTS, STAC_ITEM)):
+    files = (*OUTPUTS, STAC_ITEM, *((PROBABILITIES,) if expected.get("probabilities") else ()))
+    if not path.is_file() or not all((tile_out / f).is_file() for f in files):
         return False
     try:
         found = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("model", "crosswalk_version", "crosswalk_zone", "crosswalk", "inputs", "window", "overlap", "code")
+    keys = ("model", "crosswalk_version", "crosswalk_zone", "crosswalk", "inputs", "window", "overlap", "tta",
+            "probabilities", "code")
     return all(found.get(k) == expected.get(k) for k in keys)
 
 
 def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut: np.ndarray,
-               provenance: dict | Callable[[], dict]) -> TileOutcome:
+               provenance: dict | Callable[[], dict], probabilities: bool = False) -> TileOutcome:
     """Predict and write one tile. `provenance` may be a function, called once the model is done
-    (so input checksums can be computed while it runs)."""
+    (so input checksums can be computed while it runs). `probabilities` adds probabilities.tif."""
     tile_out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=tile_out))
     try:
         profile = dict(driver="GTiff", height=src.height, width=src.width, count=1, dtype="uint8",
                        crs=src.profile["crs"], transform=src.profile["transform"], nodata=0,
                        tiled=True, blockxsize=256, blockysize=256)
-        paths = {name: tmp / f"raw-{name}" for name in OUTPUTS}
-        with rasterio.open(paths["landcover.tif"], "w", **profile) as lc, \
-                rasterio.open(paths["fuel.tif"], "w", **profile) as fu, \
-                rasterio.open(paths["confidence.tif"], "w", **profile) as co:
+        names = (*OUTPUTS, *((PROBABILITIES,) if probabilities else ()))
+        paths = {name: tmp / f"raw-{name}" for name in names}
+        with contextlib.ExitStack() as stack:
+            lc, fu, co = (stack.enter_context(rasterio.open(paths[n], "w", **profile)) for n in OUTPUTS)
+            pr = stack.enter_context(rasterio.open(paths[PROBABILITIES], "w", **{
+                **profile, "count": len(CLASSES), "nodata": PROBABILITY_NODATA, "interleave": "pixel"})
+            ) if probabilities else None
             counted = [0]
 
             def write_rows(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
@@ -98,6 +106,9 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                 lc.write(codes, 1, window=window)
                 fu.write(lut[codes], 1, window=window)
                 co.write(conf, 1, window=window)
+                if pr is not None:
+                    pr.write(np.where(valid, np.round(probs * 100), PROBABILITY_NODATA).astype(np.uint8),
+                             window=window)
                 counted[0] += int(valid.sum())
 
             # one writer thread; at most one block of rows waits for it (bounded memory)
@@ -122,8 +133,10 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
             lc.set_band_description(1, "land cover class code (0 = nodata)")
             fu.set_band_description(1, "Scott & Burgan (2005) FBFM40 fuel model code (0 = nodata)")
             co.set_band_description(1, "top-class probability, percent (0 = nodata)")
-            for ds in (lc, fu, co):
+            for ds in (lc, fu, co, *((pr,) if pr is not None else ())):
                 ds.update_tags(**tags)
+            if pr is not None:
+                pr.descriptions = tuple(f"{c.name} probability (percent)" for c in CLASSES)
             lc.update_tags(**{f"CLASS_{c.code}": c.name for c in CLASSES})
             fu.update_tags(**{f"FUEL_{k}": f"{v[0]} {v[1]}" for k, v in FBFM40.items()})
 
@@ -133,7 +146,7 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
         levels = max(1, math.ceil(math.log2(max(src.height, src.width) / 128)))
 
         def translate(name: str) -> Path:
-            resampling = "average" if name == "confidence.tif" else "mode"
+            resampling = "average" if name in ("confidence.tif", PROBABILITIES) else "mode"
             cog = tmp / f"cog-{name}"
             cog_translate(paths[name], cog, cog_profile, overview_resampling=resampling, overview_level=levels,
                           in_memory=False, quiet=True, use_cog_driver=False)

@@ -20,6 +20,7 @@ a pixel missing some seasons is predicted from the others.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -37,6 +38,7 @@ from landcover.bands import NUM_BANDS, NUM_CHANNELS, SEASONS
 from landcover.classes import NUM_CLASSES
 from landcover.dataset import DataContractError, TileRef, check_tile
 from landcover.model.bundle import ModelBundle
+from landcover.model.calibration import probabilities
 from landcover.model.normalization import normalize
 
 RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]  # (row0, probs (C,n,W), valid (n,W))
@@ -74,9 +76,11 @@ def _index_map(n: int, before: int, padded: int, mode: str) -> np.ndarray:
 class TileSource:
     """The 40-channel stack of one tile, read by row ranges (all four season files)."""
 
-    def __init__(self, tile: TileRef, drop_season: str | None = None) -> None:
+    def __init__(self, tile: TileRef, drop_season: str | tuple[str, ...] | None = None) -> None:
+        """`drop_season`: one season or several read as nodata (robustness to missing mosaics)."""
         self.tile = tile
-        self.drop = SEASONS.index(drop_season) if drop_season else None
+        dropped = (drop_season,) if isinstance(drop_season, str) else tuple(drop_season or ())
+        self.drop = {SEASONS.index(s) for s in dropped}
         check_tile(tile, need_label=False)  # bands, dtype and one grid, or an error naming the file
         self.datasets = []
         try:
@@ -95,7 +99,7 @@ class TileSource:
         block is decoded once while rows are read top to bottom."""
         total = 0
         for i, ds in enumerate(self.datasets):
-            if i == self.drop:
+            if i in self.drop:
                 continue
             bh, bw = ds.block_shapes[0]
             total += ds.count * math.ceil(self.width / bw) * bw * min(bh, self.height) * 2
@@ -112,7 +116,7 @@ class TileSource:
             window = Window(0, r, self.width, end - r)
             for i, ds in enumerate(self.datasets):
                 part = out[i * NUM_BANDS : (i + 1) * NUM_BANDS, r - row0 : end - row0]
-                if i == self.drop:
+                if i in self.drop:
                     part[...] = 0
                     continue
                 try:
@@ -239,6 +243,8 @@ class SlidingPredictor:
     overlap: int = 32
     batch_size: int = 8
     device: str = "cpu"
+    tta: bool = False  # D4 test-time augmentation: 8 forward passes per window, averaged probabilities
+    calibrated: bool = True  # divide logits by the bundle's temperature (False: the raw softmax)
 
     def __post_init__(self) -> None:
         if self.window % 32:
@@ -249,15 +255,14 @@ class SlidingPredictor:
         self.bundle.network.to(self.device).eval()
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
-        """Normalised batch (B, 40, win, win) -> blend-weighted probabilities (B, C, win, win)."""
+        """Normalised batch (B, 40, win, win) -> blend-weighted calibrated probabilities (B, C, win, win)."""
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            if str(self.device).startswith("cuda"):
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = self.bundle.network(x)
-            else:
-                logits = self.bundle.network(x)
-            return (torch.softmax(logits.float(), dim=1) * self._w_t).cpu().numpy()
+            temperature = self.bundle.meta.temperature if self.calibrated else 1.0
+            cuda = str(self.device).startswith("cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+                probs = probabilities(self.bundle.network, x, temperature, self.tta)
+            return (probs.float() * self._w_t).cpu().numpy()
 
     def _batches(self, src: TileSource, xs: list[int], ys: list[int], wp: int, hp: int) -> Iterator:
         """(group, normalised batch) per batch of windows and a _StripEnd after each strip; runs in

@@ -9,6 +9,7 @@ import pystac
 import rasterio
 from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.warp import transform_bounds, transform_geom
 
 from landcover.classes import CLASSES
@@ -46,6 +47,13 @@ def build_item(tile_out: Path, tile_key: str, provenance: dict) -> pystac.Item:
         item.add_asset(name, asset)
         if classes:
             ClassificationExtension.ext(asset, add_if_missing=True).classes = classes
+    if provenance.get("probabilities"):
+        asset = pystac.Asset(href="./probabilities.tif", media_type=pystac.MediaType.COG, roles=["data"],
+                             title="Class probabilities (%), one band per class",
+                             extra_fields={"landcover:band_classes": [c.name for c in CLASSES]})
+        item.add_asset("probabilities", asset)
+        RasterExtension.ext(asset, add_if_missing=True).bands = [
+            RasterBand.create(nodata=255, data_type="uint8", unit="percent") for _ in CLASSES]
     item.add_asset("provenance", pystac.Asset(href="./provenance.json", media_type=pystac.MediaType.JSON,
                                               roles=["metadata"]))
     return item

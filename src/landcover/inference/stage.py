@@ -62,7 +62,9 @@ class TilePredictor:
                  zones: dict[str, str] | None = None) -> None:
         self.ref, self.out_dir = ref, Path(out_dir)
         self.window, self.overlap = p.inference.window, p.inference.overlap
-        self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device)
+        self.tta, self.probabilities = p.inference.tta, p.predict.probabilities
+        self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device,
+                                          tta=self.tta)
         # the crosswalk of params.yaml wins: a new crosswalk version needs no retraining; the one the
         # model was trained with is recorded beside it. Its row follows the climate zone of the tile's
         # city (cities.csv beside the tiles); a city with no zone there gets the default row.
@@ -98,7 +100,8 @@ class TilePredictor:
                     "model_crosswalk_version": self.model_crosswalk_version,
                     "code": CODE_FINGERPRINT,
                     "inputs": inputs.result(),
-                    "window": self.window, "overlap": self.overlap,
+                    "window": self.window, "overlap": self.overlap, "tta": self.tta,
+                    "probabilities": self.probabilities, "temperature": self.predictor.bundle.meta.temperature,
                     "software_version": __version__,
                 }
 
@@ -107,7 +110,7 @@ class TilePredictor:
             created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
                 return write_tile(self.predictor, src, tile_out, lookup_table(crosswalk),
-                                  lambda: {**provenance(), "created": created})
+                                  lambda: {**provenance(), "created": created}, self.probabilities)
 
 
 def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None

@@ -19,6 +19,7 @@ from landcover import __version__
 from landcover.bands import BANDS, SEASONS
 from landcover.classes import CLASSES
 from landcover.io_utils import atomic_path, atomic_write_json
+from landcover.model.calibration import probabilities
 from landcover.model.network import build_network
 from landcover.model.normalization import NormStats, normalize
 
@@ -39,6 +40,7 @@ class BundleMeta:
     classes: list[dict] = field(default_factory=lambda: [
         {"code": c.code, "name": c.name, "colour": c.colour} for c in CLASSES])
     software_version: str = __version__
+    temperature: float = 1.0  # logits are divided by it (fitted on the validation split; 1 = uncalibrated)
 
     @classmethod
     def from_json(cls, d: dict) -> BundleMeta:
@@ -74,8 +76,8 @@ class ModelBundle:
         return cls(network, meta)
 
     @torch.inference_mode()
-    def predict_proba(self, dn: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
-        """(N, 40, H, W) raw reflectance x 10000 -> (N, 10, H, W) class probabilities.
+    def predict_proba(self, dn: np.ndarray, device: str | torch.device = "cpu", tta: bool = False) -> np.ndarray:
+        """(N, 40, H, W) raw reflectance x 10000 -> (N, 10, H, W) calibrated class probabilities.
         H and W must be multiples of 32 (the encoder's stride); callers pad."""
         x = torch.from_numpy(normalize(dn, self.norm)).to(device)
-        return torch.softmax(self.network(x).float(), dim=1).cpu().numpy()
+        return probabilities(self.network, x, self.meta.temperature, tta and dn.shape[-1] == dn.shape[-2]).cpu().numpy()

@@ -126,6 +126,12 @@ def decide(candidate_metrics: Mapping[str, Any], champion_metrics: Mapping[str, 
         if name in absent else _floor(f"IoU {name}", iou.get(name), g.min_class_iou, f"IoU of {name}")
         for name in CLASS_NAMES
     ]
+    if g.max_ece is not None:  # the confidence layer must not over- or under-promise by more than this
+        ece = _number(candidate_metrics.get("ece"))
+        checks.append(Check("test ECE", ece, g.max_ece, False, "test ECE is missing (evaluated before calibration "
+                                                               "existed?)") if ece is None else
+                      Check("test ECE", ece, g.max_ece, ece <= g.max_ece + EPS,
+                            f"test ECE {ece:.4f} is above the ceiling {g.max_ece:.4f}"))
     if champion_metrics is not None:
         checks.append(_versus_champion(candidate_metrics, champion_metrics, g.margin))
     checks += list(extra_checks)

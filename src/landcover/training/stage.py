@@ -28,6 +28,7 @@ from landcover.model.pyfunc import log_bundle_model
 from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_bars
 from landcover.splitfile import read_split
 from landcover.tracking import connect
+from landcover.training.calibrate import calibrate
 from landcover.training.callbacks import CurvesCSV
 from landcover.training.data import IGNORE_INDEX, TrainCrops, ValCrops, index_tiles
 from landcover.training.task import SegmentationTask
@@ -142,13 +143,21 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     if best.best_model_path and not fast_dev_run:
         ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
         task.load_state_dict(ckpt["state_dict"])
+    # confidence users can trust: one temperature fitted on the validation crops (changes no prediction)
+    calibration = calibrate(task.network.cpu(), val_ds)
+    for k, v in calibration.items():
+        client.log_metric(run_id, f"calibration_{k}", v)
     meta = BundleMeta(t.arch, t.encoder, t.encoder_depth, norm.to_dict(),
-                      {int(k): int(v) for k, v in p.fuel.crosswalk.items()}, p.fuel.crosswalk_version)
+                      {int(k): int(v) for k, v in p.fuel.crosswalk.items()}, p.fuel.crosswalk_version,
+                      temperature=calibration["temperature"])
     bundle = ModelBundle(task.network.cpu().eval(), meta)
     bundle_dir = out_dir / "bundle"
     bundle.save(bundle_dir)
 
     metrics = _final_validation(task, val_ds, trainer, client, run_id, out_dir)
+    metrics |= {"calibration_temperature": calibration["temperature"],
+                "val_ece_uncalibrated": calibration["val_ece_uncalibrated"],
+                "val_ece_calibrated": calibration["val_ece_calibrated"]}
     with mlflow.start_run(run_id=run_id):
         info = log_bundle_model(bundle_dir)
         if Path(curves.path).exists():
