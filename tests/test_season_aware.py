@@ -115,7 +115,8 @@ def test_the_ece_gate() -> None:
     gates = PromoteParams(min_miou=0.3, min_class_iou=0.05, margin=0.005, max_ece=0.05)
     assert decide({**scores(0.6), "ece": 0.03}, None, gates).alias == "champion"
     decision = decide({**scores(0.6), "ece": 0.08}, None, gates)
-    assert decision.alias == "challenger" and any("ECE 0.0800 is above the ceiling 0.0500" in r for r in decision.reasons)
+    assert decision.alias == "challenger"
+    assert any("ECE 0.0800 is above the ceiling 0.0500" in r for r in decision.reasons)
 
 
 @pytest.fixture(scope="module")
