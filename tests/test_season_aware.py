@@ -139,7 +139,8 @@ def test_the_season_aware_model_trains_calibrates_evaluates_and_predicts_probabi
     m = evaluation.metrics
     assert 0 <= m["ece"] <= 1 and 0 <= m["ece_uncalibrated"] <= 1 and m["temperature"] == bundle_meta["temperature"]
     assert (tmp_path / "eval/reliability.png").stat().st_size > 10_000
-    assert (tmp_path / "eval/reliability.csv").read_text().startswith("state,confidence,accuracy,share")
+    for state in ("calibrated", "uncalibrated"):
+        assert (tmp_path / f"eval/reliability_{state}.csv").read_text().startswith("confidence,accuracy,share")
 
     result = run_predict(p, tiny_dataset, tmp_path / "out", season_aware_model.model_uri)
     assert not result.failed

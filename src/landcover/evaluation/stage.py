@@ -146,11 +146,11 @@ def _write_outputs(out_dir: Path, metrics: dict, cm: np.ndarray, samples: list[t
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
     reliability_figure(calibration, out_dir / "reliability.png")
-    with atomic_path(out_dir / "reliability.csv") as tmp, tmp.open("w", newline="") as f:
-        w = csv.writer(f)  # DVC plot: accuracy against confidence, one line per calibration state
-        w.writerow(["state", "confidence", "accuracy", "share"])
-        for state, counts in calibration.items():
-            w.writerows((state, r["confidence"], r["accuracy"], r["share"]) for r in counts.table() if r["share"])
+    for state, counts in calibration.items():  # DVC plot: accuracy against confidence, a file per state
+        with atomic_path(out_dir / f"reliability_{state}.csv") as tmp, tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["confidence", "accuracy", "share"])
+            w.writerows((r["confidence"], r["accuracy"], r["share"]) for r in counts.table() if r["share"])
     confusion_matrix_figure(cm, out_dir / "confusion_matrix.png", f"Test confusion matrix (mIoU {metrics['miou']:.3f})")
     per_class_bars(metrics["iou"], out_dir / "per_class_iou.png", "Test IoU per class")
     with atomic_path(out_dir / "confusion_matrix.csv") as tmp, tmp.open("w", newline="") as f:

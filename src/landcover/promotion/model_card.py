@@ -48,12 +48,13 @@ def _data(m: Mapping[str, Any], lineage: Mapping[str, str]) -> list[str]:
 
 
 def _metrics(m: Mapping[str, Any], champ: Mapping[str, Any] | None) -> list[str]:
+    keys = (("mIoU", "miou"), ("pixel accuracy", "accuracy"), ("calibration error (ECE)", "ece"),
+            ("ECE before calibration", "ece_uncalibrated"))
     if champ is None:
-        rows = [("mIoU", _f(m.get("miou"))), ("pixel accuracy", _f(m.get("accuracy")))]
+        rows = [(label, _f(m.get(k))) for label, k in keys]
         return ["## Test metrics", "", *_table(("metric", "this version"), rows)]
     label = f"champion v{champ.get('version', '?')}"
-    rows = [("mIoU", _f(m.get("miou")), _f(champ.get("miou"))),
-            ("pixel accuracy", _f(m.get("accuracy")), _f(champ.get("accuracy")))]
+    rows = [(name, _f(m.get(k)), _f(champ.get(k))) for name, k in keys]
     note = f"Champion figures: {champ.get('source', 'registry tags')}, same test split."
     return ["## Test metrics", "", *_table(("metric", "this version", label), rows), "", note]
 
