@@ -33,6 +33,8 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     for name, v in m["iou"].items():
         print(f"  IoU {name:<20} {v:.4f}")
     print("  without a season: " + ", ".join(f"{k} {v:.4f}" for k, v in m["missing_season"].items()))
+    print(f"  calibration: ECE {m['ece']:.4f} (before temperature scaling {m['ece_uncalibrated']:.4f}, "
+          f"T = {m['temperature']:.3f}){'; with D4 test-time augmentation' if m['tta'] else ''}")
     return 0
 
 

@@ -40,3 +40,22 @@ class CurvesCSV(pl.Callback):
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()
             w.writerows(self.rows)
+
+
+class LastCheckpoint(pl.Callback):
+    """`last.ckpt` after every epoch, replaced atomically: what a killed run resumes from.
+
+    ModelCheckpoint's `save_last` only writes when its monitored metric improved (in this
+    Lightning version), so after a kill a run resumed from the best epoch, not the last one, and
+    repeated epochs; found when the season-aware model's final epoch did not improve."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)  # every rank calls it; the strategy writes on rank zero only
+        if trainer.is_global_zero:
+            tmp.replace(self.path)

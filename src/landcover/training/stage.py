@@ -29,7 +29,7 @@ from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_
 from landcover.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
-from landcover.training.callbacks import CurvesCSV
+from landcover.training.callbacks import CurvesCSV, LastCheckpoint
 from landcover.training.data import IGNORE_INDEX, TrainCrops, ValCrops, index_tiles
 from landcover.training.task import SegmentationTask
 
@@ -104,6 +104,8 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     phash = params_hash({"train": t.model_dump(mode="json"), "split": file_hash(split_file)})
     resume = (state.get("status") == "running" and state.get("params_hash") == phash
               and last_ckpt.exists() and not fast_dev_run)
+    for partial in ckpt_dir.glob(".*.tmp"):  # a checkpoint being written when the run was killed
+        partial.unlink()
     if not resume:
         for stale in ckpt_dir.glob("*.ckpt"):
             stale.unlink()
@@ -127,12 +129,12 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
 
     task = SegmentationTask(t.arch, t.encoder, t.encoder_depth, t.encoder_weights, t.lr, t.weight_decay,
                             t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs)
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max", save_last=True)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max")
     curves = CurvesCSV(Path("plots/train_curves.csv") if not fast_dev_run else ckpt_dir / "curves.csv")
     trainer = pl.Trainer(
         max_epochs=t.epochs, logger=logger, log_every_n_steps=min(t.log_every_n_steps, max(len(train_dl), 1)),
         callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
-                   LearningRateMonitor("step"), curves],
+                   LearningRateMonitor("step"), curves, LastCheckpoint(last_ckpt)],
         fast_dev_run=fast_dev_run, enable_model_summary=False, deterministic=False,
         enable_progress_bar=sys.stderr.isatty(),  # logs and Prefect get one line per epoch instead
         **trainer_settings(p),
