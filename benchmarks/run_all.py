@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SCRIPTS = [  # quickest first, so a broken machine shows early
     ("synth_and_dvc", "bench_synth_and_dvc.py"),
+    ("synth_memory", "bench_synth_memory.py"),
     ("validation", "bench_validation.py"),
     ("training_input", "bench_training_input.py"),
     ("mosaic", "bench_mosaic.py"),
@@ -40,6 +41,7 @@ def _fmt(value) -> str:
 def _raw(line: dict) -> str:
     keys = {
         "synth_and_dvc": ("synth_mpx_per_s", "dvc_repro_noop_s", "dvc_stages_to_run"),
+        "synth_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "size_big"),
         "validation": ("validate_s_per_tile", "read_decode_s_per_tile"),
         "training_input": ("dataloader_1_worker_crops_per_s", "bare_reads_crops_per_s", "crops_per_s_per_worker"),
         "inference_overhead": ("batch_inference_s", "bare_forward_s", "torch_threads"),

@@ -2,7 +2,9 @@
 
 Each tile is drawn from its own seed (dataset seed, city index, tile index), so a tile's pixels do
 not depend on how many other tiles are made, and a rerun with the same options skips the tiles
-that already exist. Tiles are written to a hidden temporary folder and renamed into place, so an
+that already exist. A tile is rendered in blocks (`BLOCK` px), each from the tile's plan and
+position-keyed noise, so memory does not grow with the tile and the pixels do not depend on the
+block size. Tiles are written to a hidden temporary folder and renamed into place, so an
 interrupted run never leaves a half-written tile.
 """
 
@@ -14,11 +16,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.windows
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
@@ -28,12 +33,18 @@ from landcover.classes import CLASSES, colormap
 from landcover.dataset import CLIMATE_ZONES, City, write_cities
 from landcover.errors import LandcoverError
 from landcover.geo import utm_epsg
-from landcover.io_utils import atomic_write_json, atomic_write_text
+from landcover.io_utils import atomic_write_json, atomic_write_text, tile_lock
+from landcover.synth import landscape
 from landcover.synth.cities import CITY_TABLE, ZONE_ORDER
-from landcover.synth.landscape import make_landscape, smooth_noise
-from landcover.synth.spectra import reflectance
+from landcover.synth.landscape import LandscapePlan
+from landcover.synth.noise import SmoothNoise, Window, normal_quantile
+from landcover.synth.spectra import PSF_HALO, reflectance
 
 SYNTH_INFO = "synth.json"
+BLOCK = 1024  # pixels per rendered block side: memory is set by this, not by the tile
+GDAL_CACHE_MB = 64
+# noise field ids of the generator's own layers (landscape.Field holds the landscape's)
+SENSOR_NOISE, HOLES, UNLABELLED = 100, 101, 102
 
 
 class SynthError(LandcoverError, ValueError):
@@ -119,8 +130,28 @@ def _city_rng(spec: TileSpec) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([spec.seed, spec.city_index, 10**6]))
 
 
-def render_tile(spec: TileSpec) -> dict:
-    """All rasters of one tile in memory: {season: (10,H,W) uint16, 'label': (H,W) uint8, ...}."""
+@dataclass(frozen=True)
+class SeasonPlan:
+    gain: float
+    haze: float
+    phenology_shift: float
+    holes: bool  # masked clouds/shadows: some autumn and winter mosaics keep a few small nodata holes
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Everything random about a tile that is not a per-pixel field: rendering any block of the
+    tile from it gives the same pixels as rendering the whole tile."""
+
+    spec: TileSpec
+    key: tuple[int, ...]
+    landscape: LandscapePlan
+    seasons: dict[str, SeasonPlan]
+    crs: CRS
+    transform: Affine
+
+
+def plan_tile(spec: TileSpec) -> TilePlan:
     city = spec.city
     size = spec.size
     city_rng = _city_rng(spec)
@@ -129,49 +160,58 @@ def render_tile(spec: TileSpec) -> dict:
     urban_radius_m = city_rng.uniform(700, 1600)
     phenology = city_rng.uniform(-0.25, 0.25)  # earlier/later seasons than the zone's norm
     centre_offset = city_rng.uniform(-0.2, 0.2, 2) * size
-    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.city_index, spec.tile_index]))
+    key = (spec.seed, spec.city_index, spec.tile_index)
+    rng = np.random.default_rng(np.random.SeedSequence(list(key)))
 
     gx, gy = _spiral(spec.tile_index)
     # city centre in this tile's pixel coordinates (tile 0 holds it)
     centre_px = (size / 2 + centre_offset[0] + gy * size, size / 2 + centre_offset[1] - gx * size)
-    land = make_landscape((size, size), city.climate_zone, rng, centre_px, urban_radius_m / PIXEL_SIZE_M)
-
-    snowline = None
-    if city.climate_zone == "alpine":
-        snowline = float(np.quantile(land.elevation, 0.35))
-    elif city.climate_zone == "boreal":
-        snowline = float(land.elevation.min() - 200)  # lowland snow cover in boreal winters
-
-    out: dict = {}
+    land = landscape.plan((size, size), city.climate_zone, rng, key, centre_px, urban_radius_m / PIXEL_SIZE_M)
+    seasons = {}
     for season in SEASONS:
         haze = haze_city * rng.uniform(0.3, 1.2)
-        refl = reflectance(
-            land.labels, land.crop, land.vigour, land.parcel_soil, land.elevation,
-            season, city.climate_zone, rng, gain * rng.uniform(0.96, 1.04), haze,
-            snowline if season == "winter" else None,
+        seasons[season] = SeasonPlan(
+            gain=gain * rng.uniform(0.96, 1.04), haze=haze,
             phenology_shift=float(np.clip(phenology + rng.normal(0, 0.08), -0.5, 0.5)),
+            holes=season in ("winter", "autumn") and bool(rng.random() < 0.3),
         )
-        dn = np.clip(np.round(refl * REFLECTANCE_SCALE), 1, 65534).astype(np.uint16)
-        # masked clouds/shadows: some mosaics keep a few small nodata holes
-        if season in ("winter", "autumn") and rng.random() < 0.3:
-            holes = smooth_noise((size, size), 6, rng) > 2.6
-            dn[:, holes] = 0
-        out[season] = dn
-
-    label = land.labels.copy()
-    if spec.unlabelled_fraction > 0:  # areas the reference map leaves unmapped
-        field = smooth_noise((size, size), 10, rng)
-        label[field > np.quantile(field, 1 - spec.unlabelled_fraction)] = 0
-    out["label"] = label
 
     epsg = utm_epsg(city.lat, city.lon)
     xs, ys = warp_transform(CRS.from_epsg(4326), CRS.from_epsg(epsg), [city.lon], [city.lat])
     span = size * PIXEL_SIZE_M
     west = math.floor((xs[0] - span / 2 + gx * span) / PIXEL_SIZE_M) * PIXEL_SIZE_M
     north = math.floor((ys[0] + span / 2 + gy * span) / PIXEL_SIZE_M) * PIXEL_SIZE_M
-    out["crs"] = CRS.from_epsg(epsg)
-    out["transform"] = from_origin(west, north, PIXEL_SIZE_M, PIXEL_SIZE_M)
+    return TilePlan(spec, key, land, seasons, CRS.from_epsg(epsg), from_origin(west, north, PIXEL_SIZE_M, PIXEL_SIZE_M))
+
+
+def render_block(plan: TilePlan, window: Window) -> dict[str, np.ndarray]:
+    """All rasters of one block of a tile: {season: (10, h, w) uint16, 'label': (h, w) uint8}."""
+    outer = window.pad(PSF_HALO)
+    land = landscape.render(plan.landscape, outer)
+    zone = plan.spec.city.climate_zone
+    snow_m = landscape.snowline(plan.landscape)
+    out: dict[str, np.ndarray] = {}
+    for index, season in enumerate(SEASONS):
+        sp = plan.seasons[season]
+        refl = reflectance(
+            land, outer, window, season, zone, sp.gain, sp.haze, snow_m if season == "winter" else None,
+            noise_key=(*plan.key, SENSOR_NOISE, index), phenology_shift=sp.phenology_shift,
+        )
+        dn = np.clip(np.round(refl * REFLECTANCE_SCALE), 1, 65534).astype(np.uint16)
+        if sp.holes:
+            dn[:, SmoothNoise((*plan.key, HOLES, index), 6)(window) > 2.6] = 0
+        out[season] = dn
+    label = land.labels[window.inner(outer)]
+    if plan.spec.unlabelled_fraction > 0:  # areas the reference map leaves unmapped
+        field = SmoothNoise((*plan.key, UNLABELLED), 10)(window)
+        label = np.where(field > normal_quantile(1 - plan.spec.unlabelled_fraction), 0, label).astype(np.uint8)
+    out["label"] = label
     return out
+
+
+def blocks(size: int, block: int = BLOCK) -> list[Window]:
+    return [Window(r, min(r + block, size), c, min(c + block, size))
+            for r in range(0, size, block) for c in range(0, size, block)]
 
 
 def _profile(size: int, count: int, dtype: str, crs: CRS, transform) -> dict:
@@ -185,32 +225,51 @@ def _profile(size: int, count: int, dtype: str, crs: CRS, transform) -> dict:
 
 
 def write_tile(spec: TileSpec, city_dir: Path) -> Path:
-    """Render and write one tile folder atomically (temporary folder, then rename)."""
+    """Render and write one tile folder block by block, atomically (temporary folder, then rename).
+
+    Memory stays flat with the tile's size: one block is in memory at a time, and GDAL's block
+    cache is capped so written blocks go to disk instead of piling up."""
     final = city_dir / spec.tile_id
     if final.is_dir():
         return final
-    data = render_tile(spec)
-    city_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.tile_id}.", suffix=".tmp", dir=city_dir))
+    plan = plan_tile(spec)
+    with tile_lock(city_dir):  # a second generator on the same folder waits, then finds the tile
+        if final.is_dir():
+            return final
+        for stale in city_dir.glob(f".{spec.tile_id}.*.tmp"):  # left by an interrupted run
+            shutil.rmtree(stale, ignore_errors=True)
+        _write_tile(spec, plan, final)
+    return final
+
+
+def _write_tile(spec: TileSpec, plan: TilePlan, final: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.tile_id}.", suffix=".tmp", dir=final.parent))
     try:
-        for season in SEASONS:
-            with rasterio.open(tmp / f"{season}.tif", "w", **_profile(
-                    spec.size, len(BANDS), "uint16", data["crs"], data["transform"])) as dst:
-                dst.write(data[season])
-                dst.descriptions = BANDS
-                dst.update_tags(season=season, scale_factor=str(1 / REFLECTANCE_SCALE),
-                                source="landcover synthetic Sentinel-2 generator")
-        with rasterio.open(tmp / "label.tif", "w", **_profile(
-                spec.size, 1, "uint8", data["crs"], data["transform"])) as dst:
-            dst.write(data["label"], 1)
-            dst.write_colormap(1, colormap())
-            dst.set_band_description(1, "land cover class (0 = unlabelled)")
-            dst.update_tags(**{f"class_{c.code}": c.name for c in CLASSES})
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ExitStack() as stack:
+            files = {
+                season: stack.enter_context(rasterio.open(tmp / f"{season}.tif", "w", **_profile(
+                    spec.size, len(BANDS), "uint16", plan.crs, plan.transform)))
+                for season in SEASONS
+            }
+            files["label"] = stack.enter_context(rasterio.open(tmp / "label.tif", "w", **_profile(
+                spec.size, 1, "uint8", plan.crs, plan.transform)))
+            for season in SEASONS:
+                files[season].descriptions = BANDS
+                files[season].update_tags(season=season, scale_factor=str(1 / REFLECTANCE_SCALE),
+                                          source="landcover synthetic Sentinel-2 generator")
+            files["label"].write_colormap(1, colormap())
+            files["label"].set_band_description(1, "land cover class (0 = unlabelled)")
+            files["label"].update_tags(**{f"class_{c.code}": c.name for c in CLASSES})
+            for window in blocks(spec.size):
+                data = render_block(plan, window)
+                target = rasterio.windows.Window(window.c0, window.r0, window.c1 - window.c0, window.r1 - window.r0)
+                for season in SEASONS:
+                    files[season].write(data[season], window=target)
+                files["label"].write(data["label"], 1, window=target)
         os.rename(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return final
 
 
 def check_writable(out: Path) -> None:

@@ -24,6 +24,8 @@ from landcover.classes import (
     WATER,
     WETLANDS,
 )
+from landcover.synth.landscape import Landscape
+from landcover.synth.noise import Window, white_noise
 
 ENDMEMBERS = ("green", "dry", "soil", "water", "impervious", "asphalt", "conifer", "rock", "snow", "shade")
 #                         B02    B03    B04    B05    B06    B07    B08    B8A    B11    B12
@@ -41,6 +43,8 @@ SPECTRA = np.array([
 ], dtype=np.float32)
 E = {name: i for i, name in enumerate(ENDMEMBERS)}
 SEASON_INDEX = {"spring": 0, "summer": 1, "autumn": 2, "winter": 3}
+PSF_SIGMA = 0.55
+PSF_HALO = int(4.0 * PSF_SIGMA + 0.5)  # scipy truncates the Gaussian at 4 sigma
 
 
 def _mix(**fractions: float) -> np.ndarray:
@@ -118,27 +122,28 @@ def class_mixture(code: int, season: int, zone: str) -> np.ndarray:
 
 
 def reflectance(
-    labels: np.ndarray,
-    crop: np.ndarray,
-    vigour: np.ndarray,
-    parcel_soil: np.ndarray,
-    elevation: np.ndarray,
+    land: Landscape,
+    outer: Window,
+    window: Window,
     season: str,
     zone: str,
-    rng: np.random.Generator,
     gain: float,
     haze: float,
     snowline_m: float | None,
+    noise_key: tuple[int, ...],
     phenology_shift: float = 0.0,
 ) -> np.ndarray:
-    """(10, H, W) float32 surface reflectance for one season mosaic.
+    """(10, H, W) float32 surface reflectance of `window` for one season mosaic.
 
+    `land` covers `outer`, `window` padded by at least `PSF_HALO` px for the point-spread blur.
     `phenology_shift` in [-0.5, 0.5] moves the mosaic's vegetation state towards the previous (<0)
     or next (>0) season: latitude, altitude and the compositing window shift phenology from city to
-    city, so one season's spectra are not a fixed fingerprint of a class."""
+    city, so one season's spectra are not a fixed fingerprint of a class. Mixing is an explicit
+    float64 sum in a fixed order: a BLAS matrix product picks its kernel by CPU, and the bytes
+    would then depend on the machine."""
     s = SEASON_INDEX[season]
     other = (s + (1 if phenology_shift > 0 else -1)) % 4
-    w = min(abs(phenology_shift), 0.5)
+    w = np.float32(min(abs(phenology_shift), 0.5))
 
     def mixtures(idx: int) -> tuple[np.ndarray, np.ndarray]:
         table = np.stack([np.zeros(len(ENDMEMBERS), np.float32)] + [class_mixture(c, idx, zone) for c in range(1, 11)])
@@ -146,39 +151,47 @@ def reflectance(
 
     (table, crop_table), (table_o, crop_table_o) = mixtures(s), mixtures(other)
     table, crop_table = (1 - w) * table + w * table_o, (1 - w) * crop_table + w * crop_table_o
-    ab = table[labels]  # (H, W, E)
-    agri = (crop >= 0) & (labels == AGRICULTURAL)  # later layers (roads, towns, water) override parcels
+    labels, vigour = land.labels, land.vigour
+    ab = np.take(table.T, labels, axis=1)  # (E, H, W)
+    agri = (land.crop >= 0) & (labels == AGRICULTURAL)  # later layers (roads, towns, water) override parcels
     if agri.any():
-        ab[agri] = crop_table[crop[agri]]
+        ab[:, agri] = crop_table[land.crop[agri]].T
 
     # within-class variation: vigour moves mass between green and dry/soil; soil brightness varies
-    shift = np.clip(0.12 * vigour, -0.25, 0.25)[..., None]
-    greenish = ab[..., E["green"]] + ab[..., E["conifer"]]
-    move = shift[..., 0] * np.minimum(greenish + 0.05, ab[..., E["dry"]] + ab[..., E["soil"]] + 0.05)
-    ab[..., E["green"]] += np.where(ab[..., E["green"]] > 0, move, 0)
-    ab[..., E["conifer"]] += np.where((ab[..., E["green"]] == 0) & (ab[..., E["conifer"]] > 0), move, 0)
-    ab[..., E["dry"]] -= move * 0.5
-    ab[..., E["soil"]] -= move * 0.5
+    shift = np.clip(np.float32(0.12) * vigour, -0.25, 0.25)
+    greenish = ab[E["green"]] + ab[E["conifer"]]
+    move = shift * np.minimum(greenish + 0.05, ab[E["dry"]] + ab[E["soil"]] + 0.05)
+    ab[E["green"]] += np.where(ab[E["green"]] > 0, move, 0)
+    ab[E["conifer"]] += np.where((ab[E["green"]] == 0) & (ab[E["conifer"]] > 0), move, 0)
+    ab[E["dry"]] -= move * 0.5
+    ab[E["soil"]] -= move * 0.5
     ab = np.clip(ab, 0, None)
-    ab /= ab.sum(axis=-1, keepdims=True) + 1e-9
+    ab /= ab.sum(axis=0) + np.float32(1e-9)
 
-    refl = ab @ SPECTRA  # (H, W, 10)
-    soil_share = ab[..., E["soil"]][..., None]
-    refl *= 1 + soil_share * (parcel_soil[..., None] - 1)  # moist/dark vs dry/bright soils
+    refl = np.empty((len(SPECTRA[0]),) + labels.shape, dtype=np.float32)
+    present = [ab[e].astype(np.float64) for e in range(len(ENDMEMBERS)) if ab[e].any()]
+    weights = [SPECTRA[e].astype(np.float64) for e in range(len(ENDMEMBERS)) if ab[e].any()]
+    acc = np.empty(labels.shape, dtype=np.float64)
+    for b in range(refl.shape[0]):
+        acc.fill(0.0)
+        for a, spectrum in zip(present, weights, strict=True):
+            acc += a * spectrum[b]
+        refl[b] = acc
+    refl *= 1 + ab[E["soil"]] * (land.parcel_soil - 1)  # moist/dark vs dry/bright soils
 
     if snowline_m is not None:  # snow cover on cold winters, above a noisy snowline
-        snow = np.clip((elevation - snowline_m) / 150 + 0.3 * vigour, 0, 1)
+        snow = np.clip((land.elevation - snowline_m) / 150 + 0.3 * vigour, 0, 1)
         snow = np.where(labels == CONIFEROUS, snow * 0.35, snow)  # canopy stays visible
         snow = np.where(labels == WATER, np.clip(snow + 0.3, 0, 1), snow)  # ice
-        refl = refl * (1 - snow[..., None]) + SPECTRA[E["snow"]] * snow[..., None]
+        refl = refl * (1 - snow) + SPECTRA[E["snow"]][:, None, None] * snow
 
-    refl = np.moveaxis(refl, -1, 0)
     # mixed pixels at boundaries: the sensor's point-spread function
-    refl = ndimage.gaussian_filter(refl, sigma=(0, 0.55, 0.55))
+    refl = ndimage.gaussian_filter(refl, sigma=(0, PSF_SIGMA, PSF_SIGMA))[(slice(None), *window.inner(outer))]
     # illumination and haze (path radiance strongest in the blue)
     haze_profile = np.array([0.035, 0.028, 0.022, 0.018, 0.013, 0.011, 0.009, 0.009, 0.004, 0.002], np.float32)
-    refl = refl * gain + haze * haze_profile[:, None, None]
+    refl = refl * np.float32(gain) + np.float32(haze) * haze_profile[:, None, None]
     # sensor noise: additive plus a little multiplicative
-    noise = rng.standard_normal(refl.shape, dtype=np.float32)
-    refl = refl * (1 + 0.03 * noise) + 0.004 * rng.standard_normal(refl.shape, dtype=np.float32)
+    noise = white_noise((*noise_key, 0), window, depth=refl.shape[0])
+    grain = white_noise((*noise_key, 1), window, depth=refl.shape[0])
+    refl = refl * (1 + np.float32(0.03) * noise) + np.float32(0.004) * grain
     return refl.astype(np.float32)
