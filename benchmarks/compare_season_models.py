@@ -25,7 +25,7 @@ ARCHS = ("Unet", "SeasonAwareUnet")
 
 def demo_data():
     from landcover.config import load_params
-    from landcover.split import run_split
+    from landcover.split.stage import run_split
 
     root = c.synth_dataset("demo", 256, cities=12, tiles_per_city=2, seed=42)
     split = c.RESULTS / "work" / "compare" / "split.csv"
@@ -66,7 +66,7 @@ def evaluate(model_uri: str, p, root, split, tta: bool) -> dict:
     from landcover.metrics import scores_from_confusion
     from landcover.model.calibration import CalibrationCounts
     from landcover.model.loading import load_bundle
-    from landcover.splitfile import read_split
+    from landcover.split.splitfile import read_split
 
     bundle, _ = load_bundle(model_uri)
     tiles = read_split(split, root, "test")

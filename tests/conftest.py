@@ -63,7 +63,7 @@ TINY_TRAIN = {
 
 @pytest.fixture(scope="session")
 def tiny_split(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from landcover.split import run_split
+    from landcover.split.stage import run_split
 
     out = tmp_path_factory.mktemp("split")
     run_split(tiny_dataset, out / "split.csv", out / "split.json", load_params(REPO / "params.yaml"))

@@ -12,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.transform
 from pyproj import Transformer
 from shapely.geometry import LineString, box
 from shapely.ops import transform as shp_transform
@@ -82,37 +83,59 @@ def test_city_tiles_are_centred_and_aoi_tiles_cut_to_the_area() -> None:
 @pytest.mark.slow
 def test_mosaic_and_labels_make_a_dataset_the_pipeline_trains_on(sources, tmp_path, monkeypatch,
                                                                  mlflow_store, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    tiny = [f"--set={k}={v}" for k, v in TINY_TRAIN.items()]
-    params = ["--params", str(REPO / "params.yaml"), *tiny, "--set=mosaic.plausibility.min_land_pixels=100"]
+    """Every subcommand, each given its own output folder, run from a folder standing for the
+    repository: the dataset trains, and nothing is written into the repository (an ad-hoc run
+    must never overwrite the pipeline's DVC-tracked metrics, plots or reports)."""
+    repo, work = tmp_path / "repo", tmp_path / "work"
+    repo.mkdir()
+    (repo / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    monkeypatch.chdir(repo)
+    tiny = [f"--set={k}={v}" for k, v in {**TINY_TRAIN, "train.epochs": 1}.items()]
+    params = [*tiny, "--set=mosaic.plausibility.min_land_pixels=100"]
 
-    def run(*args: str) -> None:
+    def run(*args: str) -> str:
         code = cli_main([*params, *args])
         captured = capsys.readouterr()
         assert code == 0, f"landcover {args[0]} failed:\n{captured.out}\n{captured.err}"
+        return captured.out
 
+    data = work / "data"
+    run("synth", "--out", str(work / "synth"), "--cities", "1", "--size", "32", "--quiet")
     run("mosaic", "--cities", str(sources / "cities.csv"), "--source", str(sources / "catalog/catalog.json"),
-        "--year", str(YEAR), "--size", str(SIZE), "--out", "data")
-    run("labels", "--data", "data", "--reference", str(sources / "reference.gpkg"), "--attribute", "code")
-    assert set(read_cities(Path("data/cities.csv"))) == {c.city_id for c in CITIES}
-    manifest = json.loads(Path("data/tiles/FR001/r00c00/manifest.json").read_text())
+        "--year", str(YEAR), "--size", str(SIZE), "--out", str(data))
+    run("labels", "--data", str(data), "--reference", str(sources / "reference.gpkg"), "--attribute", "code")
+    assert set(read_cities(data / "cities.csv")) == {c.city_id for c in CITIES}
+    manifest = json.loads((data / "tiles/FR001/r00c00/manifest.json").read_text())
     assert all(len(manifest["seasons"][s]["scenes"]) == 2 for s in ("spring", "summer", "autumn", "winter"))
-    with rasterio.open("data/tiles/FR001/r00c00/label.tif") as src:
+    with rasterio.open(data / "tiles/FR001/r00c00/label.tif") as src:
         label = src.read(1)
     assert set(np.unique(label)) >= {1, 7} and (label > 0).mean() > 0.9
 
-    run("validate", "--data", "data", "--out", "reports/validation")
-    assert json.loads(Path("reports/validation/summary.json").read_text())["tiles_quarantined"] == 0
-    run("split", "--data", "data", "--out", "splits/split.csv", "--valid", "reports/validation/valid_tiles.csv",
-        "--stats", "metrics/split.json")
-    run("train", "--data", "data", "--split", "splits/split.csv", "--out", "models/candidate", "--fast-dev-run")
-    run("evaluate", "--data", "data", "--split", "splits/split.csv", "--out", "reports/evaluation",
-        "--metrics", "metrics/evaluate.json")
-    model = json.loads(Path("models/candidate/run.json").read_text())["model_uri"]
-    run("predict", "--input", "data", "--out", "outputs", "--model", model)
-    with rasterio.open("outputs/FR001/r00c00/landcover.tif") as out, \
-            rasterio.open("data/tiles/FR001/r00c00/summer.tif") as src:
-        assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
+    run("validate", "--data", str(data), "--out", str(work / "validation"))
+    assert json.loads((work / "validation/summary.json").read_text())["tiles_quarantined"] == 0
+    split = work / "split.csv"
+    out = run("split", "--data", str(data), "--out", str(split), "--valid", str(work / "validation/valid_tiles.csv"))
+    assert str(work / "split.stats.json") in out and (work / "split.stats.json").is_file()
+    out = run("train", "--data", str(data), "--split", str(split), "--out", str(work / "model"))
+    assert (work / "model/train_metrics.json").is_file() and (work / "model/train_curves.csv").is_file()
+    assert str(work / "model/train_metrics.json") in out
+    run("evaluate", "--data", str(data), "--split", str(split), "--run", str(work / "model/run.json"),
+        "--out", str(work / "evaluation"))
+    out = run("promote", "--run", str(work / "model/run.json"), "--metrics", str(work / "evaluation/metrics.json"),
+              "--data", str(data), "--split", str(split))
+    assert str(work / "evaluation/promotion.json") in out and (work / "evaluation/promotion.json").is_file()
+    model = json.loads((work / "model/run.json").read_text())["model_uri"]
+    run("predict", "--input", str(data), "--out", str(work / "outputs"), "--model", model)
+    with rasterio.open(work / "outputs/FR001/r00c00/landcover.tif") as out_tif, \
+            rasterio.open(data / "tiles/FR001/r00c00/summer.tif") as src:
+        assert (out_tif.crs, out_tif.transform, out_tif.shape) == (src.crs, src.transform, src.shape)
+    dem = work / "dem.tif"  # a gentle ramp over every city, in EPSG:4326
+    with rasterio.open(dem, "w", driver="GTiff", width=600, height=500, count=1, dtype="float32", crs="EPSG:4326",
+                       transform=rasterio.transform.from_origin(-5, 65, 0.05, 0.05)) as dst:
+        dst.write(np.linspace(0, 900, 600, dtype=np.float32)[None, :].repeat(500, 0), 1)
+    run("landscape", "--fuelmaps", str(work / "outputs"), "--dem", str(dem), "--out", str(work / "landscape"))
+    assert (work / "landscape/FR001/r00c00/landscape.lcp").is_file()
+    assert sorted(p.name for p in repo.iterdir()) == ["params.yaml"], sorted(repo.rglob("*"))
 
 
 @pytest.mark.slow

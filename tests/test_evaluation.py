@@ -17,7 +17,7 @@ from landcover.evaluation.stage import run_evaluation
 from landcover.inference.sliding import SlidingPredictor, predict_tile_classes
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.loading import load_bundle
-from landcover.splitfile import read_split
+from landcover.split.splitfile import read_split
 
 
 def test_scores_from_a_known_confusion_matrix() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from landcover.config import load_params
-from landcover.split import run_split
+from landcover.split.stage import run_split
 from landcover.synth.generate import SynthOptions, generate
 from landcover.training.stage import run_train
 

@@ -208,7 +208,7 @@ def test_no_credentials_in_the_repository() -> None:
 # ----------------------------------------------------------------- raw data integrity
 def test_raw_data_unchanged_by_the_whole_pipeline(dataset_copy, mlflow_store, tmp_path, monkeypatch) -> None:
     from landcover.evaluation.stage import run_evaluation
-    from landcover.split import run_split
+    from landcover.split.stage import run_split
     from landcover.training.stage import run_train
     from landcover.validation.stage import run_validation
 

@@ -14,15 +14,10 @@ import pytest
 from landcover.cli import main
 from landcover.config import SPLITS
 from landcover.dataset import discover_tiles, read_label, tile_ref
-from landcover.split import (
-    SPLIT_COLUMNS,
-    SplitError,
-    city_counts,
-    label_class_pixels,
-    load_inputs,
-    run_split,
-    zone_quotas,
-)
+from landcover.split.errors import SplitError
+from landcover.split.inputs import label_class_pixels, load_inputs
+from landcover.split.quotas import city_counts, zone_quotas
+from landcover.split.stage import SPLIT_COLUMNS, run_split
 from landcover.synth.manifest import write_manifest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.errors import LandcoverError
 from landcover.model.normalization import NormStats
-from landcover.splitfile import read_split
+from landcover.split.splitfile import read_split
 from landcover.training.data import IGNORE_INDEX, TrainCrops, index_tiles, to_target
 from landcover.training.stage import run_train, trainer_settings
 

@@ -81,7 +81,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 # `landcover synth` does not pay for torch or mlflow imports.
 STAGE_MODULES = (
     "landcover.validation.command",
-    "landcover.split_command",
+    "landcover.split.command",
     "landcover.training.command",
     "landcover.evaluation.command",
     "landcover.promotion.command",

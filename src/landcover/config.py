@@ -93,6 +93,8 @@ class SplitParams(_Section):
 
 class TrainParams(_Section):
     out: Path = Path("models/candidate")
+    metrics: Path = Path("metrics/train.json")  # the pipeline's; beside --out when a run names its own
+    curves: Path = Path("plots/train_curves.csv")
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
@@ -160,6 +162,7 @@ class PromoteParams(_Section):
     min_class_iou: float = Field(0.05, ge=0, le=1)
     margin: float = Field(0.005, ge=0)
     max_ece: float | None = Field(None, ge=0, le=1)  # expected calibration error ceiling (test, calibrated)
+    out: Path = Path("metrics/promotion.json")  # the decision record
 
 
 class PredictParams(_Section):

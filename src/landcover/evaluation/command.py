@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from landcover.config import Params
+from landcover.outputs import side_output
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
@@ -23,9 +24,10 @@ def _run(args: argparse.Namespace, params: Params) -> int:
 
         candidate = read_candidate(run_file)
         model_uri, run_id = candidate.model_uri, candidate.run_id
+    metrics_copy = side_output(args.metrics, args.out, lambda _: None, params.evaluate.metrics)
     result = run_evaluation(
         params, args.data or params.data.root, args.split or params.split.out, model_uri,
-        args.out, args.metrics or params.evaluate.metrics, log_to_run=run_id,
+        args.out, metrics_copy, log_to_run=run_id,
         progress=lambda d, t, w: print(f"[{d}/{t}] {w}", file=sys.stderr, flush=True),
     )
     m = result.metrics
@@ -35,6 +37,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     print("  without a season: " + ", ".join(f"{k} {v:.4f}" for k, v in m["missing_season"].items()))
     print(f"  calibration: ECE {m['ece']:.4f} (before temperature scaling {m['ece_uncalibrated']:.4f}, "
           f"T = {m['temperature']:.3f}){'; with D4 test-time augmentation' if m['tta'] else ''}")
+    print(f"wrote {result.out_dir}" + (f" and {metrics_copy}" if metrics_copy else ""))
     return 0
 
 
@@ -45,5 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model URI (default: the candidate of models/candidate/run.json)")
     p.add_argument("--run", type=Path, help="training run file (default <train.out>/run.json)")
     p.add_argument("--out", type=Path, help="report folder (params evaluate.out)")
-    p.add_argument("--metrics", type=Path, help="metrics JSON (params evaluate.metrics)")
+    p.add_argument("--metrics", type=Path, help="a copy of the metrics JSON for DVC (default: none with --out, "
+                   "whose metrics.json holds them; else params evaluate.metrics)")
     p.set_defaults(handler=_run)

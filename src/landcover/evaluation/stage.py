@@ -32,7 +32,7 @@ from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.calibration import CalibrationCounts
 from landcover.model.loading import load_bundle
 from landcover.plots import confusion_matrix_figure, per_class_bars, reliability_figure
-from landcover.splitfile import read_split
+from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 
 SAMPLE_EVERY = 97  # pixels kept for DVC's confusion plot (a prime, so no grid aliasing)

@@ -120,7 +120,7 @@ def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | 
     tiles, bad = discover_tiles(input_dir)
     failed = {b.path: b.reason for b in bad}
     if split_file is not None and subset:
-        from landcover.splitfile import read_split
+        from landcover.split.splitfile import read_split
 
         wanted = {t.key for t in read_split(split_file, input_dir, subset)}
         tiles = [t for t in tiles if t.key in wanted]

@@ -41,5 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, metavar="DIR",
                    help="dataset root, to evaluate the champion on the current split when needed (params data.root)")
     p.add_argument("--split", type=Path, metavar="FILE", help="split file (params split.out)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="decision record (default metrics/promotion.json)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="decision record (default: promotion.json beside --metrics, else params promote.out)")
     p.set_defaults(handler=_run)

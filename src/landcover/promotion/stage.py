@@ -29,13 +29,13 @@ from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
 from landcover.lineage import file_hash
+from landcover.outputs import side_output
 from landcover.promotion import registry as reg
 from landcover.promotion.gates import Decision, decide
 from landcover.promotion.model_card import build_model_card
 from landcover.tracking import connect
 
 log = logging.getLogger(__name__)
-DEFAULT_OUT = Path("metrics/promotion.json")
 EvaluateFn = Callable[..., Any]  # run_evaluation's signature; returns an object with .metrics (or a dict)
 
 
@@ -163,11 +163,12 @@ def run_promote(p: Params, candidate_run_json: Path | None = None, metrics_path:
                 evaluate_fn: EvaluateFn | None = None, data_root: Path | None = None, split_file: Path | None = None,
                 out: Path | None = None) -> PromotionResult:
     """Register the candidate, apply the gates, move the alias. Defaults: `<train.out>/run.json`,
-    `evaluate.metrics`, `data.root`, `split.out`, `metrics/promotion.json`; `evaluate_fn` (used only
-    when the champion needs evaluating on the current split) defaults to run_evaluation."""
+    `evaluate.metrics`, `data.root`, `split.out`; the decision record goes beside explicitly given
+    metrics (`promotion.json`), else to `promote.out`. `evaluate_fn` (used only when the champion
+    needs evaluating on the current split) defaults to run_evaluation."""
     candidate_run_json = Path(candidate_run_json or Path(p.train.out) / "run.json")
+    out = side_output(out, metrics_path, lambda m: m.with_name("promotion.json"), p.promote.out)
     metrics_path = Path(metrics_path or p.evaluate.metrics)
-    out = Path(out or DEFAULT_OUT)
     cand = read_candidate(candidate_run_json)
     metrics = read_metrics(metrics_path, cand)
 

@@ -12,8 +12,10 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.training.stage import run_train
 
     result = run_train(params, args.data or params.data.root, args.split or params.split.out, args.out,
-                       fast_dev_run=args.fast_dev_run)
+                       fast_dev_run=args.fast_dev_run, metrics_path=args.metrics, curves_path=args.curves)
     print(f"trained: MLflow run {result.run_id}, model {result.model_uri}")
+    print(f"  wrote {result.out_dir}, curves {result.curves_path}"
+          + (f", metrics {result.metrics_path}" if result.metrics_path else ""))
     for key in ("val_miou", "val_accuracy"):
         if key in result.metrics:
             print(f"  {key} = {result.metrics[key]:.4f}")
@@ -25,5 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="dataset root (params data.root)")
     p.add_argument("--split", type=Path, help="split file (params split.out)")
     p.add_argument("--out", type=Path, help="model output folder (params train.out)")
+    p.add_argument("--metrics", type=Path,
+                   help="final metrics JSON (default OUT/train_metrics.json with --out, else params train.metrics)")
+    p.add_argument("--curves", type=Path,
+                   help="per-epoch curves CSV (default OUT/train_curves.csv with --out, else params train.curves)")
     p.add_argument("--fast-dev-run", action="store_true", help="one batch of train and val: a smoke test")
     p.set_defaults(handler=_run)

@@ -25,8 +25,9 @@ from landcover.model.bundle import BundleMeta, ModelBundle
 from landcover.model.network import check_arch_and_encoder
 from landcover.model.normalization import compute_norm_stats
 from landcover.model.pyfunc import log_bundle_model
+from landcover.outputs import side_output
 from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_bars
-from landcover.splitfile import read_split
+from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
 from landcover.training.callbacks import CurvesCSV, LastCheckpoint
@@ -44,6 +45,8 @@ class TrainResult:
     model_uri: str
     out_dir: Path
     metrics: dict[str, float]
+    metrics_path: Path | None = None
+    curves_path: Path | None = None
 
 
 def trainer_settings(p: Params) -> dict:
@@ -72,8 +75,13 @@ def _check(p: Params, train_tiles: list, val_tiles: list, split_file: Path) -> N
 
 
 def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None = None,
-              fast_dev_run: bool = False, checkpoints: Path | None = None) -> TrainResult:
+              fast_dev_run: bool = False, checkpoints: Path | None = None, metrics_path: Path | None = None,
+              curves_path: Path | None = None) -> TrainResult:
+    """Train, calibrate and log one candidate. A run given its own `out_dir` writes its metrics and
+    curves inside it unless told otherwise; only a run on the params' defaults writes the pipeline's."""
     t = p.train
+    metrics_path = side_output(metrics_path, out_dir, lambda o: o / "train_metrics.json", t.metrics)
+    curves_path = side_output(curves_path, out_dir, lambda o: o / "train_curves.csv", t.curves)
     out_dir = Path(out_dir or t.out)
     ckpt_dir = Path(checkpoints or out_dir.parent / f"{out_dir.name}-checkpoints")
     train_tiles = read_split(split_file, data_root, "train")
@@ -130,7 +138,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     task = SegmentationTask(t.arch, t.encoder, t.encoder_depth, t.encoder_weights, t.lr, t.weight_decay,
                             t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max")
-    curves = CurvesCSV(Path("plots/train_curves.csv") if not fast_dev_run else ckpt_dir / "curves.csv")
+    curves = CurvesCSV(curves_path if not fast_dev_run else ckpt_dir / "curves.csv")
     trainer = pl.Trainer(
         max_epochs=t.epochs, logger=logger, log_every_n_steps=min(t.log_every_n_steps, max(len(train_dl), 1)),
         callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
@@ -167,9 +175,10 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     atomic_write_json(state_path, {"run_id": run_id, "status": "finished", "params_hash": phash})
     atomic_write_json(out_dir / RUN_FILE, {"run_id": run_id, "model_uri": info.model_uri})
     if not fast_dev_run:
-        atomic_write_json(Path("metrics/train.json"), metrics)
+        atomic_write_json(metrics_path, metrics)
     client.set_terminated(run_id, "FINISHED")
-    return TrainResult(run_id, info.model_uri, out_dir, metrics)
+    return TrainResult(run_id, info.model_uri, out_dir, metrics,
+                       None if fast_dev_run else metrics_path, Path(curves.path))
 
 
 def _final_validation(task: SegmentationTask, val_ds: ValCrops, trainer: pl.Trainer, client, run_id: str,

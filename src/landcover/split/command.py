@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from landcover.config import SPLITS, Params
-from landcover.split import SplitResult, run_split
+from landcover.outputs import side_output
+from landcover.split.stage import SplitResult, run_split
 
 
 def _pp(x: float) -> str:
@@ -41,7 +42,7 @@ def _handler(args: argparse.Namespace, params: Params) -> int:
     result = run_split(
         args.data if args.data is not None else params.data.root,
         args.out if args.out is not None else params.split.out,
-        args.stats if args.stats is not None else params.split.stats,
+        side_output(args.stats, args.out, lambda out: out.with_suffix(".stats.json"), params.split.stats),
         params,
         args.valid,
     )
@@ -64,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="split CSV city_id,tile_id,split,climate_zone (params split.out)"
     )
     p.add_argument(
-        "--stats", type=Path, help="split statistics JSON, DVC metrics (params split.stats)"
+        "--stats", type=Path,
+        help="split statistics JSON (default OUT with .stats.json with --out, else params split.stats)"
     )
     p.add_argument("--seed", type=int, help="random seed (params split.seed)")
     p.add_argument(
