@@ -214,8 +214,8 @@ def mosaic_tile(src_root: Path, name: str, factor: int) -> Path:
 # ----------------------------------------------------------------------------- model
 
 
-def default_bundle():
-    """A model bundle with the default architecture of params.yaml and random weights
+def default_bundle(arch: str | None = None):
+    """A model bundle with the default architecture of params.yaml (or `arch`) and random weights
     (speed does not depend on the weights), plausible normalisation statistics."""
     import numpy as np
     import torch
@@ -228,10 +228,11 @@ def default_bundle():
     p = load_params(REPO / "params.yaml")
     t = p.train
     torch.manual_seed(0)
-    net = build_network(t.arch, t.encoder, t.encoder_depth).eval()
+    arch = arch or t.arch
+    net = build_network(arch, t.encoder, t.encoder_depth).eval()
     norm = NormStats(np.full(40, 0.15, np.float32), np.full(40, 0.08, np.float32))
     crosswalk = {int(k): int(v) for k, v in p.fuel.crosswalk.items()}
-    meta = BundleMeta(t.arch, t.encoder, t.encoder_depth, norm.to_dict(), crosswalk, p.fuel.crosswalk_version)
+    meta = BundleMeta(arch, t.encoder, t.encoder_depth, norm.to_dict(), crosswalk, p.fuel.crosswalk_version)
     return ModelBundle(net, meta), p
 
 
