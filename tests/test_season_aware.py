@@ -60,6 +60,16 @@ def test_a_missing_season_is_masked_at_every_scale_of_the_network() -> None:
     assert SeasonAwareUnet.presence(x)[0, 3].sum() == 0 and SeasonAwareUnet.presence(x)[0, :3].all()
 
 
+def test_any_memory_layout_is_accepted() -> None:
+    """Batches arrive non-contiguous (rotated TTA views, slices of a strip): same output as a copy.
+    The model once failed on them with a `view` error in the benchmark."""
+    net = SeasonAwareUnet("resnet18", 3).eval()
+    x = torch.randn(2, 64, 64, 40).permute(0, 3, 1, 2)  # channels last, as numpy hands some arrays over
+    assert not x.is_contiguous()
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(x.contiguous()), atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["Unet", "SeasonAwareUnet"])
 def test_local_imagenet_weights_load_into_both_architectures(arch, tmp_path) -> None:
     import segmentation_models_pytorch as smp

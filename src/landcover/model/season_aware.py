@@ -43,9 +43,9 @@ class TemporalAttention(nn.Module):
     def weights(self, feats: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """(B, S, heads, H, W) attention weights; 0 for a season absent at a pixel."""
         b, s, c, h, w = feats.shape
-        keys = self.key(feats.flatten(0, 1)).view(b, s, self.heads * self.key_dim, h, w)
+        keys = self.key(feats.flatten(0, 1)).reshape(b, s, self.heads * self.key_dim, h, w)
         keys = keys + self.season_embedding[None, :, :, None, None]
-        keys = keys.view(b, s, self.heads, self.key_dim, h, w)
+        keys = keys.reshape(b, s, self.heads, self.key_dim, h, w)
         scores = (keys * self.query[None, None, :, :, None, None]).sum(3) / math.sqrt(self.key_dim)
         scores = scores.masked_fill(~present[:, :, None], float("-inf"))
         # a pixel with no season at all: every weight 0 (softmax of all -inf is NaN)
@@ -54,8 +54,8 @@ class TemporalAttention(nn.Module):
     def forward(self, feats: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         b, s, c, h, w = feats.shape
         weights = self.weights(feats, present)
-        grouped = feats.view(b, s, self.heads, c // self.heads, h, w)
-        return (weights[:, :, :, None] * grouped).sum(1).view(b, c, h, w)
+        grouped = feats.reshape(b, s, self.heads, c // self.heads, h, w)
+        return (weights[:, :, :, None] * grouped).sum(1).reshape(b, c, h, w)
 
 
 class SeasonAwareUnet(nn.Module):
@@ -77,12 +77,12 @@ class SeasonAwareUnet(nn.Module):
     def presence(x: torch.Tensor) -> torch.Tensor:
         """(B, S, H, W): a season is present at a pixel unless all its bands are exactly 0 (nodata)."""
         b, _, h, w = x.shape
-        return (x.view(b, NUM_SEASONS, NUM_BANDS, h, w) != 0).any(2)
+        return (x.reshape(b, NUM_SEASONS, NUM_BANDS, h, w) != 0).any(2)
 
     def season_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         b, _, h, w = x.shape
-        feats = self.encoder(x.view(b * NUM_SEASONS, NUM_BANDS, h, w))
-        return [f.view(b, NUM_SEASONS, *f.shape[1:]) for f in feats]
+        feats = self.encoder(x.reshape(b * NUM_SEASONS, NUM_BANDS, h, w))
+        return [f.reshape(b, NUM_SEASONS, *f.shape[1:]) for f in feats]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         present = self.presence(x)
