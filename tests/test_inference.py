@@ -181,3 +181,43 @@ def test_unknown_model_is_a_clear_error(inputs, mlflow_store, tmp_path, capsys) 
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert "no-such-model" in err and len(err.splitlines()) == 1
+
+
+def test_outputs_carry_their_names_and_open_styled(predicted, tmp_path) -> None:
+    """A `.tif` copied alone (no `.aux.xml`, no style) still names its classes and fuel models; the
+    `.qml` beside each raster gives QGIS the raster's own colour table with the names, the `.sld`
+    the same for map servers."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    from landcover.classes import CLASSES, colormap
+    from landcover.fuel import FBFM40, fuel_colormap
+
+    out, _ = predicted
+    tile_out = next(p.parent for p in out.rglob("landcover.tif"))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("landcover.tif", "fuel.tif"):
+        shutil.copy(tile_out / name, alone / name)
+    with rasterio.open(alone / "landcover.tif") as ds:
+        assert {int(k[6:]): v for k, v in ds.tags().items() if k.startswith("CLASS_")} == {
+            c.code: c.name for c in CLASSES}
+    with rasterio.open(alone / "fuel.tif") as ds:
+        assert ds.tags()["FUEL_165"] == "TU5 Very high load, dry climate timber-shrub"
+
+    for stem, table, names in (("landcover", colormap(), {c.code: c.name for c in CLASSES}),
+                               ("fuel", fuel_colormap(), {k: v[1] for k, v in FBFM40.items()})):
+        qml = ET.fromstring((tile_out / f"{stem}.qml").read_text().split("\n", 1)[1])
+        entries = qml.findall("./pipe/rasterrenderer[@type='paletted']/colorPalette/paletteEntry")
+        assert len(entries) == len(names)
+        for e in entries:
+            code = int(e.get("value"))
+            assert e.get("color") == "#{:02x}{:02x}{:02x}".format(*table[code][:3])
+            assert names[code] in e.get("label")
+        sld = ET.fromstring((tile_out / f"{stem}.sld").read_text())
+        ns = {"sld": "http://www.opengis.net/sld"}
+        assert len(sld.findall(".//sld:ColorMap[@type='values']/sld:ColorMapEntry", ns)) == len(names)
+    ramp = ET.fromstring((tile_out / "confidence.qml").read_text().split("\n", 1)[1])
+    items = ramp.findall(".//colorrampshader[@colorRampType='INTERPOLATED']/item")
+    assert [int(i.get("value")) for i in items] == sorted(int(i.get("value")) for i in items)
+    assert items[-1].get("value") == "100"

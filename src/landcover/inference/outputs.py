@@ -31,6 +31,7 @@ from landcover.fuel import FBFM40, fuel_colormap
 from landcover.inference.sliding import SlidingPredictor, TileSource, gdal_cache_budget
 from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, atomic_write_text
+from landcover.styles import write_styles
 
 OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
 PROBABILITIES = "probabilities.tif"  # optional (predict.probabilities): one band per class, percent
@@ -165,6 +166,7 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                           _categories_aux_xml({c.code: c.name for c in CLASSES}))
         atomic_write_text(tile_out / "fuel.tif.aux.xml",
                           _categories_aux_xml({k: v[0] for k, v in FBFM40.items()}))
+        write_styles(tile_out)  # QGIS opens each raster styled (.qml), map servers take the .sld
         atomic_write_json(tile_out / STAC_ITEM, build_item(tile_out, provenance["tile"], provenance).to_dict())
         atomic_write_json(tile_out / PROVENANCE, provenance)  # last: the tile is complete
         km2 = counted[0] * abs(src.profile["transform"].a * src.profile["transform"].e) / 1e6

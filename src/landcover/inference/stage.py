@@ -28,6 +28,7 @@ from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
 from landcover.parallel import record_outcome, thread_map
+from landcover.styles import write_styles
 from landcover.tracking import connect
 
 MapFn = Callable[[Callable[[TileRef], TileOutcome], list[TileRef]], Iterable["TileOutcome | Exception"]]
@@ -106,6 +107,8 @@ class TilePredictor:
                 }
 
             if (tile_out / PROVENANCE).is_file() and provenance_matches(tile_out, provenance()):
+                if not (tile_out / "landcover.qml").is_file():  # written before styles were
+                    write_styles(tile_out)
                 return TileOutcome(tile.key, "skipped", 0, 0.0)
             created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
