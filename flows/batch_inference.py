@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from landcover import reporting
+from landcover.areas.stage import SUMMARY, run_areas
 from landcover.config import load_params
 from landcover.dataset import TileRef
 from landcover.inference.stage import run_predict
@@ -49,6 +50,7 @@ def batch_inference(
     split_file: str | None = None,
     subset: str | None = None,
     dem: str | None = None,
+    areas_out: str | None = None,
 ) -> dict:
     """Predict land cover, fuel model and confidence COGs for every tile folder under `input`.
 
@@ -60,6 +62,7 @@ def batch_inference(
         split_file: Optional split file to select tiles from (with `subset`).
         subset: train, val or test, with `split_file`.
         dem: DEM file or URL: also write each tile's FlamMap / ELMFIRE landscape (as predict.landscape).
+        areas_out: Folder of the per-city area maps (default: `<out>-areas` beside `out`).
     """
     params = load_params(params_file)
     if dem:
@@ -76,8 +79,20 @@ def batch_inference(
         create_table_artifact(key="inference-failures", table=[{"tile": k, "reason": v} for k, v in
                                                                sorted(result.failed.items())])
         raise TilesFailed(f"{len(result.failed)} tile(s) failed: {', '.join(sorted(result.failed))}")
-    print(f"{summary['tiles_written']} tiles written, {summary['tiles_skipped']} up to date -> {out}")
-    return summary
+    areas = area_maps_task(params, out, areas_out or str(Path(out).parent / f"{Path(out).name}-areas"))
+    print(f"{summary['tiles_written']} tiles written, {summary['tiles_skipped']} up to date -> {out}; "
+          f"{areas['areas_written'] + areas['areas_skipped']} area maps -> {areas['out']}")
+    return {**summary, "areas": areas}
+
+
+@task(name="area-maps", cache_policy=NO_CACHE)
+def area_maps_task(params, fuelmaps: str, out: str) -> dict:
+    result = run_areas(params, Path(fuelmaps), Path(out))
+    create_markdown_artifact(key="area-maps", markdown=reporting.areas_markdown(Path(out) / SUMMARY),
+                             description="One map per city")
+    if result.failed:
+        raise TilesFailed(f"{len(result.failed)} area map(s) failed: {', '.join(sorted(result.failed))}")
+    return result.summary()
 
 
 if __name__ == "__main__":

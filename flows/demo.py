@@ -1,8 +1,8 @@
 """`make demo`: the whole story on the embedded defaults.
 
 Generates the synthetic dataset if `data/` is absent and versions it with DVC, runs the training
-pipeline flow (validate, split, train, evaluate, promote, predict the test tiles, each as a DVC
-stage) with a local Prefect server, and says where everything is.
+pipeline flow (validate, split, train, evaluate, promote, predict the test tiles, map each test
+city, each as a DVC stage) with a local Prefect server, and says where everything is.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ Demo finished in {minutes:.1f} min.
   test mIoU           {evaluation['miou']:.3f} ({evaluation['tiles']} test tiles)
   promotion           version {promotion.get('version')} -> {promotion.get('alias')}
   fuel maps           outputs/fuelmaps/<city_id>/<tile_id>/{{landcover,fuel,confidence}}.tif
-                      (+ provenance.json, item.json: a STAC Item)
+                      (+ provenance.json, item.json: a STAC Item; .qml/.sld styles)
+  area maps           outputs/areas/<city_id>/{{landcover,fuel,confidence}}.{{tif,vrt}}: one styled map per
+                      test city (open the .tif in QGIS)
   validation report   reports/validation/report.csv; Data Docs: reports/validation/data_docs/index.html
   evaluation report   reports/evaluation/ (confusion_matrix.png, per_class_iou.png, metrics.json)
   metrics and plots   .venv/bin/dvc metrics show; .venv/bin/dvc plots show (writes dvc_plots/index.html)

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from landcover import reporting
 
-STAGES = ("validate", "split", "train", "evaluate", "promote", "predict")
+STAGES = ("validate", "split", "train", "evaluate", "promote", "predict", "areas")
 # stages whose failure is most likely transient I/O (tracking server, registry, object storage)
 RETRIES = {"promote": 2, "predict": 1}
 
@@ -64,6 +64,7 @@ def _publish(stage: str, repo: Path) -> None:
         "promote": ("promotion-decision", lambda: reporting.promotion_markdown(repo / "metrics/promotion.json")),
         "predict": ("inference-summary",
                     lambda: reporting.inference_markdown(repo / "outputs/fuelmaps/run_summary.json")),
+        "areas": ("area-maps", lambda: reporting.areas_markdown(repo / "outputs/areas/areas.json")),
     }
     if stage in docs:
         key, build = docs[stage]
@@ -72,7 +73,7 @@ def _publish(stage: str, repo: Path) -> None:
 
 @flow(name="training-pipeline", log_prints=True)
 def training_pipeline(repo: str = ".", force: bool = False, stages: list[str] | None = None) -> dict:
-    """Validate, split, train, evaluate, promote and predict the test tiles, as DVC stages.
+    """Validate, split, train, evaluate, promote, predict the test tiles and map each test city, as DVC stages.
 
     Args:
         repo: Repository root holding dvc.yaml and params.yaml (the worker's working directory).

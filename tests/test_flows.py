@@ -56,9 +56,11 @@ def test_batch_inference_flow_on_threads(batch_inference, prefect_harness, tiny_
                               params_file=str(_params_file(tmp_path, workers=2)))
     assert summary["tiles_written"] == 12 and summary["tiles_failed"] == 0
     assert _digest(out) == _digest(reference)
+    assert summary["areas"]["areas_written"] == 6  # one map per city, beside the tiles
+    assert all((tmp_path / "out-areas" / a["area"] / "landcover.tif").is_file() for a in summary["areas"]["areas"])
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert "inference-summary" in keys
+    assert {"inference-summary", "area-maps"} <= keys
 
 
 @pytest.mark.slow

@@ -87,6 +87,7 @@ STAGE_MODULES = (
     "landcover.promotion.command",
     "landcover.inference.command",
     "landcover.landscape.command",
+    "landcover.areas.command",
     "landcover.mosaic.command",
     "landcover.labels.command",
 )

@@ -257,6 +257,12 @@ def _known_zones(v: dict) -> dict:
     return v
 
 
+class AreasParams(_Section):
+    """`landcover areas`: one seamless map per city from batch inference's tiles."""
+
+    out: Path = Path("outputs/areas")
+
+
 class LandscapeParams(_Section):
     """`landcover landscape`: FlamMap / ELMFIRE inputs from fuel maps and a DEM (docs/landscape.md)."""
 
@@ -368,6 +374,7 @@ class Params(_Section):
     predict: PredictParams = PredictParams()
     fuel: FuelParams
     landscape: LandscapeParams = LandscapeParams()
+    areas: AreasParams = AreasParams()
     mosaic: MosaicParams = MosaicParams()
     labels: LabelsParams = LabelsParams()
 

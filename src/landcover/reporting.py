@@ -84,6 +84,23 @@ def inference_markdown(summary_path: Path) -> str:
     )
 
 
+def areas_markdown(summary_path: Path) -> str:
+    """One map per city: what was assembled, and which tiles were kept out of a map and why."""
+    s = _load(summary_path)
+    if not s:
+        return f"No area-maps summary at `{summary_path}`."
+    rows = "".join(f"| `{a['area']}` | EPSG:{a['epsg']} | {a['tiles']} | {a['width']} x {a['height']} | "
+                   f"{a['extent_km2']} |\n" for a in s["areas"])
+    notes = [f"- `{city}` spans several UTM zones: one map each ({', '.join(maps)})"
+             for city, maps in sorted(s["split_by_zone"].items())]
+    notes += [f"- left out `{tile}`: {why}" for tile, why in sorted(s["tiles_left_out"].items())]
+    notes += [f"- failed `{area}`: {why}" for area, why in sorted(s["failed"].items())]
+    return (f"# Area maps: `{s['out']}`\n\n{s['areas_written']} written, {s['areas_skipped']} up to date. "
+            "Each holds `landcover`, `fuel` and `confidence` as VRT and COG, with `.qml` and `.sld` styles.\n\n"
+            "| area | CRS | tiles | pixels | extent km² |\n|---|---|---:|---|---:|\n" + rows
+            + ("\n" + "\n".join(notes) + "\n" if notes else ""))
+
+
 def dataset_markdown(summary: dict, source: dict) -> str:
     """The build-dataset run: tiles mosaicked, labels burned, what failed and why."""
     m = summary["mosaic"]

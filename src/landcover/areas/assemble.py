@@ -1,0 +1,48 @@
+"""The whole area as one Cloud-Optimized GeoTIFF, copied tile by tile (memory holds one tile,
+whatever the area's size), with the tiles' colour table, names and tags."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import rasterio
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+from landcover.areas.layout import Area
+from landcover.inference.sliding import gdal_cache_budget
+
+KEPT_TAGS = ("model", "crosswalk_version", "code")  # the run's identity; tile-specific tags are dropped
+CACHE = 64 * 2**20
+
+
+def write_area_cog(area: Area, raster: str, target: Path, resampling: str) -> None:
+    """Write `target` atomically: the tiles' `raster` placed on the area grid, nodata elsewhere."""
+    first = area.tiles[0].tile_dir / raster
+    with rasterio.open(first) as src:
+        dtype, nodata, description = src.dtypes[0], src.nodata, src.descriptions[0]
+        colormap = src.colormap(1) if src.colorinterp[0].name == "palette" else None
+        tags = {k: v for k, v in src.tags().items() if k.startswith(("CLASS_", "FUEL_")) or k in KEPT_TAGS}
+    profile = dict(driver="GTiff", width=area.width, height=area.height, count=1, dtype=dtype, crs=area.crs,
+                   transform=area.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp, gdal_cache_budget(CACHE):
+        raw, cog = Path(tmp) / "raw.tif", Path(tmp) / "cog.tif"
+        with rasterio.open(raw, "w", **profile) as dst:
+            for p in area.tiles:
+                with rasterio.open(p.tile_dir / raster) as src:
+                    dst.write(src.read(1), 1, window=Window(p.col, p.row, p.width, p.height))
+            if colormap:
+                dst.write_colormap(1, colormap)
+            if description:
+                dst.set_band_description(1, description)
+            dst.update_tags(area=area.name, tiles=str(len(area.tiles)), **tags)
+        cog_profile = cog_profiles.get("deflate")
+        cog_profile.update(blockxsize=256, blockysize=256)
+        levels = max(1, math.ceil(math.log2(max(area.width, area.height) / 128)))
+        cog_translate(raw, cog, cog_profile, overview_resampling=resampling, overview_level=levels,
+                      in_memory=False, quiet=True, use_cog_driver=False)
+        cog.replace(target)
