@@ -79,15 +79,15 @@ def batch_inference(
         create_table_artifact(key="inference-failures", table=[{"tile": k, "reason": v} for k, v in
                                                                sorted(result.failed.items())])
         raise TilesFailed(f"{len(result.failed)} tile(s) failed: {', '.join(sorted(result.failed))}")
-    areas = area_maps_task(params, out, areas_out or str(Path(out).parent / f"{Path(out).name}-areas"))
+    areas = area_maps_task(params, out, areas_out or str(Path(out).parent / f"{Path(out).name}-areas"), input)
     print(f"{summary['tiles_written']} tiles written, {summary['tiles_skipped']} up to date -> {out}; "
           f"{areas['areas_written'] + areas['areas_skipped']} area maps -> {areas['out']}")
     return {**summary, "areas": areas}
 
 
 @task(name="area-maps", cache_policy=NO_CACHE)
-def area_maps_task(params, fuelmaps: str, out: str) -> dict:
-    result = run_areas(params, Path(fuelmaps), Path(out))
+def area_maps_task(params, fuelmaps: str, out: str, input_root: str) -> dict:
+    result = run_areas(params, Path(fuelmaps), Path(out), Path(input_root))
     create_markdown_artifact(key="area-maps", markdown=reporting.areas_markdown(Path(out) / SUMMARY),
                              description="One map per city")
     if result.failed:

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import rasterio
@@ -36,7 +37,7 @@ def fuelmaps(tiny_model, params, tmp_path_factory) -> Path:
 
 
 def test_each_city_is_one_map_whose_pixels_are_its_tiles(fuelmaps, params, tmp_path) -> None:
-    result = run_areas(params, fuelmaps, tmp_path / "areas")
+    result = run_areas(params, fuelmaps, tmp_path / "areas", fuelmaps.parent / "data")
     assert sorted(result.written) == sorted(p.name for p in fuelmaps.iterdir() if p.is_dir())
     assert not result.failed and not result.left_out and not result.split_by_zone
     for city in result.written:
@@ -62,10 +63,12 @@ def test_each_city_is_one_map_whose_pixels_are_its_tiles(fuelmaps, params, tmp_p
         with rasterio.open(folder / "landcover.tif") as area:
             assert area.tags()["CLASS_9"] == "Coniferous Forest" and area.tags()["area"] == city
         assert "Coniferous Forest" in (folder / "landcover.vrt").read_text()  # GDAL category names
+        quicklook = plt.imread(folder / "quicklook.png")  # four panels side by side, legends below
+        assert quicklook.shape[1] > 3 * quicklook.shape[0] / 1.5 and quicklook[..., :3].std() > 0.05
     summary = json.loads((tmp_path / "areas" / SUMMARY).read_text())
     assert {a["area"]: a["tiles"] for a in summary["areas"]} == dict.fromkeys(result.written, 3)
 
-    again = run_areas(params, fuelmaps, tmp_path / "areas")  # nothing changed: nothing redone
+    again = run_areas(params, fuelmaps, tmp_path / "areas", fuelmaps.parent / "data")  # nothing changed: nothing redone
     assert sorted(again.skipped) == sorted(result.written) and not again.written
 
 

@@ -100,3 +100,41 @@ def reliability_figure(states: dict, path: Path) -> Path:
     ax_share.set_xlabel("top-class probability")
     ax_share.set_ylabel("share of pixels")
     return _save(fig, path)
+
+
+def quicklook_figure(panels: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """Side by side: the summer composite (when given), land cover, fuel and confidence, each with
+    its legend: what a reviewer looks at before reading any number."""
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.patches import Patch
+
+    from landcover.fuel import FBFM40
+
+    names = list(panels)
+    height, width = next(iter(panels.values())).shape[:2]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2 * height / width + 1.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        data = panels[name]
+        ax.set_axis_off()
+        ax.set_title(name)
+        if name == "summer RGB":
+            ax.imshow(data, interpolation="nearest")
+        elif name == "land cover":
+            ax.imshow(np.ma.masked_equal(data, 0), cmap=LABEL_CMAP, vmin=0, vmax=len(CLASSES), interpolation="nearest")
+            present = set(np.unique(data)) - {0}
+            ax.legend(handles=[Patch(color=c.colour, label=c.name) for c in CLASSES if c.code in present],
+                      loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=7, frameon=False)
+        elif name == "fuel":
+            codes = sorted(set(np.unique(data)) - {0})
+            index = np.zeros(256, np.uint8)
+            index[codes] = np.arange(1, len(codes) + 1)
+            cmap = ListedColormap(["#000000"] + [FBFM40[c][2] for c in codes])
+            ax.imshow(np.ma.masked_equal(index[data], 0), cmap=cmap, norm=BoundaryNorm(np.arange(len(codes) + 2) - 0.5,
+                      len(codes) + 1), interpolation="nearest")
+            ax.legend(handles=[Patch(color=FBFM40[c][2], label=f"{FBFM40[c][0]} ({c})") for c in codes],
+                      loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=7, frameon=False)
+        else:  # confidence, percent
+            im = ax.imshow(np.ma.masked_equal(data, 0), cmap="RdYlGn", vmin=0, vmax=100, interpolation="nearest")
+            fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.05, pad=0.04, label="percent")
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.areas.stage import SUMMARY, run_areas
 
     out = args.out or params.areas.out
-    result = run_areas(params, args.fuelmaps or params.predict.out, out)
+    result = run_areas(params, args.fuelmaps or params.predict.out, out, args.input)
     print(f"area maps: {len(result.written)} written, {len(result.skipped)} up to date -> {out} "
           f"(summary {Path(out) / SUMMARY})")
     for city, maps in sorted(result.split_by_zone.items()):
@@ -32,4 +32,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(<city>_<epsg>); tiles off the grid are reported.")
     p.add_argument("--fuelmaps", type=Path, help="batch-inference output folder (params predict.out)")
     p.add_argument("--out", type=Path, help="output folder (params areas.out)")
+    p.add_argument("--input", type=Path, help="the tiles' dataset, for the summer composite in the quicklooks")
     p.set_defaults(handler=_run)

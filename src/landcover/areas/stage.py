@@ -1,8 +1,8 @@
 """Area maps: one implementation behind `landcover areas`, the DVC stage and the batch-inference flow.
 
 For every city of a batch-inference output folder: a VRT over its tiles and a COG of the whole
-area, for land cover, fuel and confidence, with the colour tables, class names and QGIS / SLD
-styles. A city whose tiles span UTM zones gets one map per zone (named `<city>_<epsg>`) and is
+area, for land cover, fuel and confidence, with the colour tables, class names, QGIS / SLD
+styles and a quicklook PNG. A city whose tiles span UTM zones gets one map per zone (named `<city>_<epsg>`) and is
 reported; a tile off the area's pixel grid is left out and reported.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from landcover import __version__
 from landcover.areas.assemble import write_area_cog
 from landcover.areas.layout import Area, plan_areas, read_grid
+from landcover.areas.quicklook import QUICKLOOK, write_quicklook
 from landcover.areas.vrt import vrt_xml
 from landcover.classes import CLASSES, colormap
 from landcover.config import Params
@@ -64,7 +65,7 @@ def _band_info(raster: str) -> tuple[dict | None, dict[int, str] | None, str]:
     return None, None, "top-class probability, percent (0 = nodata)"
 
 
-def write_area(area: Area, out: Path) -> str:
+def write_area(area: Area, out: Path, input_root: Path | None = None) -> str:
     """Write one area's maps unless its record says they are current; "written" or "skipped"."""
     folder = out / area.name
     inputs = {str(p.tile_dir): sha256_file(p.tile_dir / PROVENANCE) for p in area.tiles}
@@ -72,7 +73,7 @@ def write_area(area: Area, out: Path) -> str:
               "transform": list(area.transform)[:6], "tiles": inputs, "version": __version__}
     with tile_lock(folder):
         previous = folder / RECORD
-        names = [f"{Path(r).stem}{ext}" for r in OUTPUTS for ext in (".tif", ".vrt")]
+        names = [f"{Path(r).stem}{ext}" for r in OUTPUTS for ext in (".tif", ".vrt")] + [QUICKLOOK]
         if previous.is_file() and all((folder / n).is_file() for n in names):
             try:
                 if json.loads(previous.read_text()) == record:
@@ -86,11 +87,13 @@ def write_area(area: Area, out: Path) -> str:
             atomic_write_text(vrt, vrt_xml(area, raster, vrt, "Byte", 0, cmap, categories, description))
             write_area_cog(area, raster, folder / raster, RESAMPLING[raster])
         write_styles(folder)
+        write_quicklook(area, folder, input_root)
         atomic_write_json(previous, record)
     return "written"
 
 
-def run_areas(p: Params, fuelmaps: Path, out: Path) -> AreasResult:
+def run_areas(p: Params, fuelmaps: Path, out: Path, input_root: Path | None = None) -> AreasResult:
+    """Every city's maps; `input_root` (the tiles' dataset) adds the summer composite to the quicklooks."""
     start = time.perf_counter()
     fuelmaps, out = Path(fuelmaps), Path(out)
     cities = complete_tiles(fuelmaps)
@@ -108,7 +111,7 @@ def run_areas(p: Params, fuelmaps: Path, out: Path) -> AreasResult:
             result.split_by_zone[city] = [a.name for a in areas]
         for area in areas:
             try:
-                status = write_area(area, out)
+                status = write_area(area, out, input_root)
             except Exception as exc:
                 result.failed[area.name] = one_line(exc)
                 continue
