@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 POOL = "landcover-process"
 TRAINING = "training-pipeline/training-pipeline"
 BATCH = "batch-inference/batch-inference"
+CHANGE = "map-change/map-change"
 MODEL_NAME = "landcover-segmentation"
 EXPERIMENT = "landcover"
 
@@ -255,7 +256,7 @@ def test_servers_deployments_worker_pipeline_and_batch_inference(clone: Path, se
             with get_client(sync_client=True) as client:
                 deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d
                                for d in client.read_deployments(limit=50)}
-                assert {TRAINING, BATCH, "validate-tiles/validate-tiles"} <= set(deployments)
+                assert {TRAINING, BATCH, CHANGE, "validate-tiles/validate-tiles"} <= set(deployments)
                 assert all(d.work_pool_name == POOL for d in deployments.values())
 
                 training = _run_and_wait(client, TRAINING, {}, timeout=800)
@@ -265,10 +266,18 @@ def test_servers_deployments_worker_pipeline_and_batch_inference(clone: Path, se
                 print(f"[e2e] batch inference {batch.state.type.value} at {time.monotonic() - t0:.0f} s",
                       flush=True)
 
-                _check_prefect_runs(client, {training.id, batch.id})
+                # the pipeline's test-tile maps against the batch run's, same champion: nothing changed
+                change = _run_and_wait(client, CHANGE, {"before": "outputs/fuelmaps", "after": "outputs/batch",
+                                                        "out": "outputs/change"}, timeout=200)
+                print(f"[e2e] map change {change.state.type.value} at {time.monotonic() - t0:.0f} s", flush=True)
+
+                _check_prefect_runs(client, {training.id, batch.id, change.id})
 
         _check_mlflow(mlflow_url, clone)
         _check_rasters(clone)
+        changed = json.loads((clone / "outputs/change/change.json").read_text())
+        assert changed["tiles_compared"] > 0 and changed["mapped_km2"] > 0 and changed["changed_km2"] == 0, changed
+        assert (clone / "outputs/batch-areas/areas.json").is_file() and (clone / "outputs/areas/areas.json").is_file()
         status = _run([sys.executable, "-m", "dvc", "status", "--json"], clone, env)
         assert json.loads(status or "{}") == {}, f"dvc status is not clean: {status}"
         print(f"[e2e] all checks passed at {time.monotonic() - t0:.0f} s", flush=True)

@@ -88,6 +88,7 @@ STAGE_MODULES = (
     "landcover.inference.command",
     "landcover.landscape.command",
     "landcover.areas.command",
+    "landcover.change.command",
     "landcover.mosaic.command",
     "landcover.labels.command",
 )

@@ -257,6 +257,13 @@ def _known_zones(v: dict) -> dict:
     return v
 
 
+class ChangeParams(_Section):
+    """`landcover change`: transitions between two map versions."""
+
+    min_confidence: int = Field(70, ge=0, le=100)  # both maps at least this sure (percent) for a change to count
+    out: Path = Path("outputs/change")
+
+
 class AreasParams(_Section):
     """`landcover areas`: one seamless map per city from batch inference's tiles."""
 
@@ -375,6 +382,7 @@ class Params(_Section):
     fuel: FuelParams
     landscape: LandscapeParams = LandscapeParams()
     areas: AreasParams = AreasParams()
+    change: ChangeParams = ChangeParams()
     mosaic: MosaicParams = MosaicParams()
     labels: LabelsParams = LabelsParams()
 

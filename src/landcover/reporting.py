@@ -101,6 +101,22 @@ def areas_markdown(summary_path: Path) -> str:
             + ("\n" + "\n".join(notes) + "\n" if notes else ""))
 
 
+def change_markdown(summary_path: Path) -> str:
+    """Two map versions compared: area mapped in both, what changed into what, what was left out."""
+    s = _load(summary_path)
+    if not s:
+        return f"No change summary at `{summary_path}`."
+    models = {k: ", ".join(f"`{m.get('uri') or m.get('name')}`" for m in v) for k, v in s["models"].items()}
+    rows = "".join(f"| {t['from']} | {t['to']} | {t['km2']} |\n" for t in s["top_transitions"])
+    notes = [f"- only in before: `{k}`" for k in s["only_in_before"]] + [
+        f"- only in after: `{k}`" for k in s["only_in_after"]] + [
+        f"- failed `{k}`: {v}" for k, v in sorted(s["failed"].items())]
+    return (f"# Map change: `{s['out']}`\n\nBefore: {models.get('before', '-')}; after: {models.get('after', '-')}.\n\n"
+            f"{s['tiles_compared']} tiles compared: {s['mapped_km2']} km² mapped in both, {s['changed_km2']} km² "
+            f"of another class (change mask: both maps at least {s['min_confidence']} % sure).\n\n"
+            "| from | to | km² |\n|---|---|---:|\n" + rows + ("\n" + "\n".join(notes) + "\n" if notes else ""))
+
+
 def dataset_markdown(summary: dict, source: dict) -> str:
     """The build-dataset run: tiles mosaicked, labels burned, what failed and why."""
     m = summary["mosaic"]
