@@ -93,6 +93,9 @@ def test_a_known_change_is_found_and_noise_is_not(versions, tmp_path) -> None:
     assert float(gains["Urban"]["gain_km2"]) == pytest.approx(0.04)
     assert float(gains["Broadleaved Forest"]["net_km2"]) == pytest.approx(-0.045)
     assert (tmp_path / "change" / "transitions.png").stat().st_size > 10_000
+    qml = (out / "transition.qml").read_text()  # QGIS opens the transitions named and coloured
+    assert 'label="Broadleaved Forest -&gt; Urban"' in qml and 'color="#fb9a99"' in qml
+    assert "class differs, below the confidence threshold" in (out / "change_mask.sld").read_text()
     item = pystac.Item.from_file(str(out / "item.json"))
     assert item.properties["landcover:after_model"]["version"] == "4"
     # pystac's bundled core schema; the extension schemas it would fetch need the network

@@ -93,16 +93,30 @@ def sld(name: str, entries: list[Entry] | tuple[Entry, ...], kind: str) -> str:
             "    </UserStyle>\n  </NamedLayer>\n</StyledLayerDescriptor>\n")
 
 
+def change_entries() -> dict[str, list[Entry]]:
+    from landcover.change.transitions import MASK_NAMES, transition_colormap, transition_names
+
+    cmap = transition_colormap()
+    mask_colours = {1: "#e1e1e1", 2: "#d7191c", 3: "#fdae61"}
+    return {"transition": [Entry(code, "#{:02x}{:02x}{:02x}".format(*cmap[code][:3]), name)
+                           for code, name in sorted(transition_names().items())],
+            "change_mask": [Entry(code, mask_colours[code], name) for code, name in sorted(MASK_NAMES.items())]}
+
+
 def write_styles(folder: Path, stems: tuple[str, ...] = ("landcover", "fuel", "confidence")) -> list[Path]:
     """`.qml` and `.sld` beside each named raster of `folder` (atomic writes)."""
     made = {
-        "landcover": (paletted_qml(land_cover_entries()), sld("land cover", land_cover_entries(), "values")),
-        "fuel": (paletted_qml(fuel_entries()), sld("FBFM40 fuel model", fuel_entries(), "values")),
-        "confidence": (ramp_qml(CONFIDENCE_RAMP), sld("confidence (percent)", CONFIDENCE_RAMP, "ramp")),
+        "landcover": lambda: (paletted_qml(land_cover_entries()), sld("land cover", land_cover_entries(), "values")),
+        "fuel": lambda: (paletted_qml(fuel_entries()), sld("FBFM40 fuel model", fuel_entries(), "values")),
+        "confidence": lambda: (ramp_qml(CONFIDENCE_RAMP), sld("confidence (percent)", CONFIDENCE_RAMP, "ramp")),
+        "transition": lambda: (paletted_qml(change_entries()["transition"]),
+                               sld("land cover transition", change_entries()["transition"], "values")),
+        "change_mask": lambda: (paletted_qml(change_entries()["change_mask"]),
+                                sld("change mask", change_entries()["change_mask"], "values")),
     }
     written = []
     for stem in stems:
-        qml, sld_text = made[stem]
+        qml, sld_text = made[stem]()
         for suffix, text in ((".qml", qml), (".sld", sld_text)):
             atomic_write_text(folder / f"{stem}{suffix}", text)
             written.append(folder / f"{stem}{suffix}")

@@ -36,6 +36,7 @@ from landcover.errors import LandcoverError
 from landcover.inference.outputs import PROVENANCE
 from landcover.io_utils import atomic_write_json
 from landcover.parallel import one_line
+from landcover.styles import write_styles
 
 MASK_COLOURS = {0: (0, 0, 0, 0), 1: (225, 225, 225, 255), 2: (215, 25, 28, 255), 3: (253, 174, 97, 255)}
 SUMMARY = "change.json"
@@ -98,6 +99,7 @@ def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence:
     write_uint8_cog(out / "change_mask.tif", mask, crs, transform,
                     f"change at confidence >= {min_confidence} % in both maps (0 = nodata)", MASK_COLOURS,
                     {f"MASK_{k}": v for k, v in MASK_NAMES.items()} | {"min_confidence": str(min_confidence)})
+    write_styles(out, ("transition", "change_mask"))
     matrix = pixel_matrix(lc_b, lc_a, codes > 0) * px_km2
     confident = pixel_matrix(lc_b, lc_a, mask == 2) * px_km2
     write_matrix_csv(out / "transitions.csv", matrix)
