@@ -221,3 +221,25 @@ def test_outputs_carry_their_names_and_open_styled(predicted, tmp_path) -> None:
     items = ramp.findall(".//colorrampshader[@colorRampType='INTERPOLATED']/item")
     assert [int(i.get("value")) for i in items] == sorted(int(i.get("value")) for i in items)
     assert items[-1].get("value") == "100"
+
+
+def test_a_stac_collection_walks_every_tile(predicted) -> None:
+    """pystac opens the run's collection.json and reaches every tile's item and assets; the
+    collection and items pass the STAC core schemas pystac ships (extension schemas would need the
+    network, so they are not checked here)."""
+    import pystac
+    from pystac.validation import RegisteredValidator
+
+    out, result = predicted
+    collection = pystac.Collection.from_file(str(out / "collection.json"))
+    items = list(collection.get_items(recursive=True))
+    assert sorted(i.id.replace(".", "/") for i in items) == sorted(result.written)
+    validator = RegisteredValidator.get_validator()
+    version = pystac.get_stac_version()
+    validator.validate_core(collection.to_dict(), pystac.STACObjectType.COLLECTION, version)
+    for item in items:
+        validator.validate_core(item.to_dict(), pystac.STACObjectType.ITEM, version)
+        assert item.get_collection().id == collection.id
+        assert Path(item.assets["landcover"].get_absolute_href()).is_file()
+    w, s, e, n = collection.extent.spatial.bboxes[0]
+    assert all(w <= i.bbox[0] and i.bbox[2] <= e and s <= i.bbox[1] and i.bbox[3] <= n for i in items)

@@ -16,6 +16,7 @@ from landcover.config import Params
 from landcover.dataset import DataContractError, TileRef, discover_tiles, read_cities
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
+from landcover.inference.catalog import write_collection
 from landcover.inference.outputs import (
     PROVENANCE,
     TileOutcome,
@@ -172,6 +173,8 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
             result.km2 += outcome.km2
         if progress:
             progress(k, len(tiles), f"{tile.key}: {getattr(outcome, 'status', 'failed')}")
+    with tile_lock(Path(out_dir)):  # one STAC Collection over every tile of the folder, items linked to it
+        write_collection(Path(out_dir))
     if p.predict.landscape:  # the fire models' inputs of every tile, beside its fuel map
         from landcover.landscape.stage import run_landscape
 
