@@ -96,6 +96,9 @@ def test_a_known_change_is_found_and_noise_is_not(versions, tmp_path) -> None:
     qml = (out / "transition.qml").read_text()  # QGIS opens the transitions named and coloured
     assert 'label="Broadleaved Forest -&gt; Urban"' in qml and 'color="#fb9a99"' in qml
     assert "class differs, below the confidence threshold" in (out / "change_mask.sld").read_text()
+    with rasterio.open(tmp_path / "change" / "C1" / "area" / "transition.tif") as ds:  # the city as one map
+        assert np.array_equal(ds.read(1), codes) and ds.tags()[f"TRANSITION_{BASE + 1}"] == "Roads"
+    assert (tmp_path / "change" / "C1" / "area" / "change_mask.vrt").is_file()
     item = pystac.Item.from_file(str(out / "item.json"))
     assert item.properties["landcover:after_model"]["version"] == "4"
     # pystac's bundled core schema; the extension schemas it would fetch need the network

@@ -15,7 +15,8 @@ from rio_cogeo.profiles import cog_profiles
 from landcover.areas.layout import Area
 from landcover.inference.sliding import gdal_cache_budget
 
-KEPT_TAGS = ("model", "crosswalk_version", "code")  # the run's identity; tile-specific tags are dropped
+KEPT_TAGS = ("model", "crosswalk_version", "code", "min_confidence")  # the run's identity, not the tile's
+NAME_TAGS = ("CLASS_", "FUEL_", "TRANSITION_", "MASK_")  # code names travel inside the GeoTIFF
 CACHE = 64 * 2**20
 
 
@@ -25,7 +26,7 @@ def write_area_cog(area: Area, raster: str, target: Path, resampling: str) -> No
     with rasterio.open(first) as src:
         dtype, nodata, description = src.dtypes[0], src.nodata, src.descriptions[0]
         colormap = src.colormap(1) if src.colorinterp[0].name == "palette" else None
-        tags = {k: v for k, v in src.tags().items() if k.startswith(("CLASS_", "FUEL_")) or k in KEPT_TAGS}
+        tags = {k: v for k, v in src.tags().items() if k.startswith(NAME_TAGS) or k in KEPT_TAGS}
     profile = dict(driver="GTiff", width=area.width, height=area.height, count=1, dtype=dtype, crs=area.crs,
                    transform=area.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256)
     target.parent.mkdir(parents=True, exist_ok=True)

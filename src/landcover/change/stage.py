@@ -19,6 +19,9 @@ import numpy as np
 import rasterio
 
 from landcover import __version__
+from landcover.areas.assemble import write_area_cog
+from landcover.areas.layout import plan_areas, read_grid
+from landcover.areas.vrt import vrt_xml
 from landcover.change.report import write_gains_csv, write_matrix_csv, write_matrix_png
 from landcover.change.stac import change_item
 from landcover.change.transitions import (
@@ -34,7 +37,7 @@ from landcover.cog import write_uint8_cog
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.inference.outputs import PROVENANCE
-from landcover.io_utils import atomic_write_json
+from landcover.io_utils import atomic_write_json, atomic_write_text
 from landcover.parallel import one_line
 from landcover.styles import write_styles
 
@@ -112,6 +115,20 @@ def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence:
     return matrix
 
 
+def _area_rasters(city: str, tile_dirs: list[Path], out: Path) -> None:
+    """The city's transition and change mask as one VRT and COG each (one per UTM zone, as area maps)."""
+    areas, _ = plan_areas(city, [read_grid(d, "transition.tif") for d in tile_dirs])
+    names = {"transition.tif": (transition_colormap(), transition_names(), "land cover transition: from x 16 + to"),
+             "change_mask.tif": (MASK_COLOURS, MASK_NAMES, "change mask")}
+    for area in areas:
+        folder = out / city / "area" if area.name == city else out / city / f"area_{area.name}"
+        for raster, (cmap, categories, description) in names.items():
+            vrt = folder / f"{Path(raster).stem}.vrt"
+            atomic_write_text(vrt, vrt_xml(area, raster, vrt, "Byte", 0, cmap, categories, description))
+            write_area_cog(area, raster, folder / raster, "mode")
+        write_styles(folder, ("transition", "change_mask"))
+
+
 def run_change(p: Params, before: Path, after: Path, out: Path) -> ChangeResult:
     start = time.perf_counter()
     before_tiles, after_tiles = tiles_of(before), tiles_of(after)
@@ -136,6 +153,7 @@ def run_change(p: Params, before: Path, after: Path, out: Path) -> ChangeResult:
         models["after"].add(json.dumps(_model(after_tiles[key]), sort_keys=True))
     result.models = {k: [json.loads(m) for m in sorted(v)] for k, v in models.items()}
     for city, matrix in per_city.items():
+        _area_rasters(city, [out / k for k in result.written if k.split("/")[0] == city], out)
         write_matrix_csv(out / city / "transitions.csv", matrix)
         write_gains_csv(out / city / "gains_losses.csv", matrix)
         write_matrix_png(out / city / "transitions.png", matrix, f"{city}: land cover transitions (km²)")
