@@ -83,6 +83,11 @@ def test_outputs_and_mlflow_logging(evaluation, tiny_model) -> None:
     assert run.data.metrics["test_miou"] == pytest.approx(m["miou"])
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(tiny_model.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in arts
+    # quicklooks of the first test tiles, with the run the registry's model version points to
+    looks = sorted(p.name for p in (result.out_dir / "quicklooks").glob("*.png"))
+    assert 1 <= len(looks) <= 3
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(tiny_model.run_id, "evaluation/quicklooks")}
+    assert logged == {f"evaluation/quicklooks/{n}" for n in looks}
 
 
 def test_empty_test_split_is_an_error(tiny_model, tiny_dataset, mlflow_store, tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def quicklook_figure(panels: dict[str, np.ndarray], path: Path, title: str) -> P
         ax.set_title(name)
         if name == "summer RGB":
             ax.imshow(data, interpolation="nearest")
-        elif name == "land cover":
+        elif name in ("land cover", "reference"):
             ax.imshow(np.ma.masked_equal(data, 0), cmap=LABEL_CMAP, vmin=0, vmax=len(CLASSES), interpolation="nearest")
             present = set(np.unique(data)) - {0}
             ax.legend(handles=[Patch(color=c.colour, label=c.name) for c in CLASSES if c.code in present],

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from landcover.bands import SEASONS
+from landcover.bands import RGB_BAND_INDICES, SEASONS
 from landcover.classes import CLASS_NAMES, NUM_CLASSES
 from landcover.config import Params
 from landcover.dataset import TileRef, read_cities, read_label
@@ -31,11 +31,13 @@ from landcover.lineage import data_version_of, file_hash
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.calibration import CalibrationCounts
 from landcover.model.loading import load_bundle
-from landcover.plots import confusion_matrix_figure, per_class_bars, reliability_figure
+from landcover.plots import confusion_matrix_figure, per_class_bars, quicklook_figure, reliability_figure
 from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 
 SAMPLE_EVERY = 97  # pixels kept for DVC's confusion plot (a prime, so no grid aliasing)
+QUICKLOOKS = "quicklooks"  # PNGs of the first test tiles, logged with the candidate's run
+QUICKLOOK_TILES = 3
 
 
 @dataclass
@@ -46,11 +48,16 @@ class EvalResult:
 
 
 def tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | tuple[str, ...] | None = None,
-                   samples: list | None = None, calibration: CalibrationCounts | None = None) -> np.ndarray:
+                   samples: list | None = None, calibration: CalibrationCounts | None = None,
+                   maps: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The confusion matrix of one tile (seasons in `drop` read as nodata); `calibration`, when
-    given, receives each labelled pixel's top-class probability and whether it was right."""
+    given, receives each labelled pixel's top-class probability and whether it was right; `maps`,
+    when given, receives the tile's predicted classes and confidence (for quicklooks)."""
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     with TileSource(tile, drop) as src:
+        if maps is not None:
+            maps["land cover"] = np.zeros((src.height, src.width), np.uint8)
+            maps["confidence"] = np.zeros((src.height, src.width), np.uint8)
         def score(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
             nonlocal cm
             label = read_label(tile, Window(0, row0, src.width, probs.shape[1]))
@@ -58,6 +65,10 @@ def tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | tuple
             target[(label == 0) | (label > NUM_CLASSES) | ~valid] = 255  # unlabelled / no data
             pred = probs.argmax(0)
             cm += confusion_counts(pred, target)
+            if maps is not None:
+                rows = slice(row0, row0 + probs.shape[1])
+                maps["land cover"][rows] = np.where(valid, pred + 1, 0)
+                maps["confidence"][rows] = np.where(valid, np.round(probs.max(0) * 100), 0)
             if calibration is not None:
                 scored = target != 255
                 calibration.update(probs.max(0)[scored], (pred == target)[scored])
@@ -94,8 +105,12 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     by_city: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
     by_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
     samples: list[tuple[int, int]] = []
+    quicklooks = out_dir / QUICKLOOKS
     for k, tile in enumerate(tiles, start=1):
-        cm = tile_confusion(predictor, tile, None, samples, calibration)
+        maps: dict[str, np.ndarray] | None = {} if k <= QUICKLOOK_TILES else None
+        cm = tile_confusion(predictor, tile, None, samples, calibration, maps)
+        if maps:
+            tile_quicklook(tile, maps, quicklooks / f"{tile.city_id}_{tile.tile_id}.png")
         total += cm
         by_city[tile.city_id] += cm
         zone = cities[tile.city_id].climate_zone if tile.city_id in cities else "unknown"
@@ -182,3 +197,20 @@ def _log(run_id: str, metrics: dict, out_dir: Path) -> None:
         for name in ("confusion_matrix.png", "per_class_iou.png", "reliability.png", "metrics.json",
                      "confusion_matrix.csv"):
             mlflow.log_artifact(str(out_dir / name), "evaluation")
+        if (out_dir / QUICKLOOKS).is_dir():  # the registry's model version links to this run: images render there
+            mlflow.log_artifacts(str(out_dir / QUICKLOOKS), f"evaluation/{QUICKLOOKS}")
+
+
+def tile_quicklook(tile: TileRef, maps: dict[str, np.ndarray], path: Path, max_side: int = 800) -> Path:
+    """Summer composite, reference labels, prediction and confidence of one test tile."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    step = max(1, -(-max(maps["land cover"].shape) // max_side))
+    with rasterio.open(tile.season_path("summer")) as src:
+        h, w = -(-src.height // step), -(-src.width // step)
+        rgb = src.read([i + 1 for i in RGB_BAND_INDICES], out_shape=(3, h, w), resampling=Resampling.average)
+    panels = {"summer RGB": np.clip(np.moveaxis(rgb, 0, -1) / 3000.0, 0, 1) ** (1 / 1.5),
+              "reference": read_label(tile)[::step, ::step],
+              "land cover": maps["land cover"][::step, ::step], "confidence": maps["confidence"][::step, ::step]}
+    return quicklook_figure(panels, path, f"test tile {tile.key}")

@@ -154,7 +154,9 @@ def build_model_card(name: str, version: str, metrics: Mapping[str, Any], decisi
     title = [f"# {name} version {version}", "",
              ("Semantic segmentation of 10 land cover classes from multi-seasonal Sentinel-2 "
              "(10 bands x 4 seasons, 10 m). `mlflow.pyfunc.load_model(uri).predict(x)` takes "
-             "(N, 40, H, W) reflectance x 10000 and returns (N, 10, H, W) class probabilities.")]
+             "(N, 40, H, W) reflectance x 10000 and returns (N, 10, H, W) class probabilities."), "",
+             ("Quicklooks of test tiles (summer composite, reference, prediction, confidence): the source "
+              "run's artifacts, `evaluation/quicklooks/`.")]
     sections = [title, _decision(decision, alias, gates, champion), _metrics(metrics, champion),
                 _per_class(metrics, champion, gates.min_class_iou), _data(metrics, lineage),
                 _geography(metrics), _seasons(metrics), _limits(metrics, lineage)]
