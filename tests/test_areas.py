@@ -65,6 +65,8 @@ def test_each_city_is_one_map_whose_pixels_are_its_tiles(fuelmaps, params, tmp_p
         assert "Coniferous Forest" in (folder / "landcover.vrt").read_text()  # GDAL category names
         quicklook = plt.imread(folder / "quicklook.png")  # four panels side by side, legends below
         assert quicklook.shape[1] > 3 * quicklook.shape[0] / 1.5 and quicklook[..., :3].std() > 0.05
+        assert sorted(p.stem for p in (folder / "tiles").glob("*.png")) == sorted(
+            p.name for p in (fuelmaps / city).iterdir())  # and one per tile
     summary = json.loads((tmp_path / "areas" / SUMMARY).read_text())
     assert {a["area"]: a["tiles"] for a in summary["areas"]} == dict.fromkeys(result.written, 3)
 

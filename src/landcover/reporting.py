@@ -90,14 +90,14 @@ def areas_markdown(summary_path: Path) -> str:
     if not s:
         return f"No area-maps summary at `{summary_path}`."
     rows = "".join(f"| `{a['area']}` | EPSG:{a['epsg']} | {a['tiles']} | {a['width']} x {a['height']} | "
-                   f"{a['extent_km2']} |\n" for a in s["areas"])
+                   f"{a['extent_km2']} | `{Path(s['out']) / a['area'] / 'quicklook.png'}` |\n" for a in s["areas"])
     notes = [f"- `{city}` spans several UTM zones: one map each ({', '.join(maps)})"
              for city, maps in sorted(s["split_by_zone"].items())]
     notes += [f"- left out `{tile}`: {why}" for tile, why in sorted(s["tiles_left_out"].items())]
     notes += [f"- failed `{area}`: {why}" for area, why in sorted(s["failed"].items())]
     return (f"# Area maps: `{s['out']}`\n\n{s['areas_written']} written, {s['areas_skipped']} up to date. "
             "Each holds `landcover`, `fuel` and `confidence` as VRT and COG, with `.qml` and `.sld` styles.\n\n"
-            "| area | CRS | tiles | pixels | extent km² |\n|---|---|---:|---|---:|\n" + rows
+            "| area | CRS | tiles | pixels | extent km² | quicklook |\n|---|---|---:|---|---:|---|\n" + rows
             + ("\n" + "\n".join(notes) + "\n" if notes else ""))
 
 

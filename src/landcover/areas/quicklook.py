@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
-from landcover.areas.layout import Area
+from landcover.areas.layout import Area, Placed
 from landcover.bands import NUM_BANDS, RGB_BAND_INDICES
 from landcover.plots import quicklook_figure
 
@@ -44,7 +46,16 @@ def summer_rgb(area: Area, input_root: Path, factor: int, shape: tuple[int, int]
     return np.clip(canvas / 3000.0, 0, 1) ** (1 / 1.5) if found else None
 
 
-def write_quicklook(area: Area, folder: Path, input_root: Path | None) -> Path:
+def write_quicklook(area: Area, folder: Path, input_root: Path | None, tile: Placed | None = None) -> Path:
+    """The area's quicklook, or with `tile` that tile's (`tiles/<tile>.png`), from the area COGs."""
+    if tile is not None:  # the tile's window of the area, as an area of its own
+        area = Area(area.name, area.crs, area.transform * Affine.translation(tile.col, tile.row), tile.width,
+                    tile.height, [Placed(tile.tile_dir, 0, 0, tile.width, tile.height)])
+        window = Window(tile.col, tile.row, tile.width, tile.height)
+        path, title = folder / "tiles" / f"{tile.tile_dir.name}.png", f"{area.name} / {tile.tile_dir.name}"
+    else:
+        window, path = None, folder / QUICKLOOK
+        title = f"{area.name}: {len(area.tiles)} tiles, {area.width} x {area.height} px, EPSG:{area.crs.to_epsg()}"
     factor = max(1, math.ceil(max(area.width, area.height) / MAX_SIDE))
     shape = (max(1, area.height // factor), max(1, area.width // factor))
     panels: dict[str, np.ndarray] = {}
@@ -52,6 +63,6 @@ def write_quicklook(area: Area, folder: Path, input_root: Path | None) -> Path:
         panels["summer RGB"] = rgb
     for name, raster in (("land cover", "landcover.tif"), ("fuel", "fuel.tif"), ("confidence", "confidence.tif")):
         with rasterio.open(folder / raster) as src:
-            panels[name] = src.read(1, out_shape=shape, resampling=Resampling.nearest)
-    title = f"{area.name}: {len(area.tiles)} tiles, {area.width} x {area.height} px, EPSG:{area.crs.to_epsg()}"
-    return quicklook_figure(panels, folder / QUICKLOOK, title)
+            panels[name] = src.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return quicklook_figure(panels, path, title)

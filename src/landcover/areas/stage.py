@@ -88,6 +88,8 @@ def write_area(area: Area, out: Path, input_root: Path | None = None) -> str:
             write_area_cog(area, raster, folder / raster, RESAMPLING[raster])
         write_styles(folder)
         write_quicklook(area, folder, input_root)
+        for placed in area.tiles:  # and one per tile, read from the area's COGs (`tiles/<tile>.png`)
+            write_quicklook(area, folder, input_root, placed)
         atomic_write_json(previous, record)
     return "written"
 
