@@ -1,4 +1,5 @@
-"""One small uint8 raster as a Cloud-Optimized GeoTIFF with its colour table and names, atomically."""
+"""Cloud-Optimized GeoTIFFs in the project's one layout: the translation every output uses, and a
+small uint8 raster written as one, with its colour table and names, atomically."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ def write_uint8_cog(path: Path, data: np.ndarray, crs, transform, description: s
             dst.set_band_description(1, description)
             if tags:
                 dst.update_tags(**tags)
-        profile = cog_profiles.get("deflate")
-        profile.update(blockxsize=256, blockysize=256)
-        levels = max(1, math.ceil(math.log2(max(h, w) / 128)))
-        cog_translate(raw, cog, profile, overview_resampling=resampling, overview_level=levels, in_memory=False,
-                      quiet=True, use_cog_driver=False)
+        translate_to_cog(raw, cog, resampling)
         cog.replace(path)
     return path
+
+
+def translate_to_cog(src: Path, dst: Path, resampling: str) -> Path:
+    """The project's COG layout: deflate, 256 px blocks, overviews down to about 128 px (at least one
+    level); `resampling` "mode" for categories, "average" for continuous values."""
+    with rasterio.open(src) as ds:
+        side = max(ds.width, ds.height)
+    profile = cog_profiles.get("deflate")
+    profile.update(blockxsize=256, blockysize=256)
+    levels = max(1, math.ceil(math.log2(side / 128)))
+    cog_translate(src, dst, profile, overview_resampling=resampling, overview_level=levels, in_memory=False,
+                  quiet=True, use_cog_driver=False)
+    return dst

@@ -3,16 +3,14 @@ whatever the area's size), with the tiles' colour table, names and tags."""
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
 import rasterio
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 
 from landcover.areas.layout import Area
+from landcover.cog import translate_to_cog
 from landcover.inference.sliding import gdal_cache_budget
 
 KEPT_TAGS = ("model", "crosswalk_version", "code", "min_confidence")  # the run's identity, not the tile's
@@ -41,9 +39,5 @@ def write_area_cog(area: Area, raster: str, target: Path, resampling: str) -> No
             if description:
                 dst.set_band_description(1, description)
             dst.update_tags(area=area.name, tiles=str(len(area.tiles)), **tags)
-        cog_profile = cog_profiles.get("deflate")
-        cog_profile.update(blockxsize=256, blockysize=256)
-        levels = max(1, math.ceil(math.log2(max(area.width, area.height) / 128)))
-        cog_translate(raw, cog, cog_profile, overview_resampling=resampling, overview_level=levels,
-                      in_memory=False, quiet=True, use_cog_driver=False)
+        translate_to_cog(raw, cog, resampling)
         cog.replace(target)

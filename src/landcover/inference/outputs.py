@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -23,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 
 from landcover.classes import CLASSES, colormap
+from landcover.cog import translate_to_cog
 from landcover.fuel import FBFM40, fuel_colormap
 from landcover.inference.sliding import SlidingPredictor, TileSource, gdal_cache_budget
 from landcover.inference.stac import build_item
@@ -141,17 +139,9 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
             lc.update_tags(**{f"CLASS_{c.code}": c.name for c in CLASSES})
             fu.update_tags(**{f"FUEL_{k}": f"{v[0]} {v[1]}" for k, v in FBFM40.items()})
 
-        cog_profile = cog_profiles.get("deflate")
-        cog_profile.update(blockxsize=256, blockysize=256)
-        # overviews down to about 128 px, at least one level even for small tiles
-        levels = max(1, math.ceil(math.log2(max(src.height, src.width) / 128)))
-
         def translate(name: str) -> Path:
             resampling = "average" if name in ("confidence.tif", PROBABILITIES) else "mode"
-            cog = tmp / f"cog-{name}"
-            cog_translate(paths[name], cog, cog_profile, overview_resampling=resampling, overview_level=levels,
-                          in_memory=False, quiet=True, use_cog_driver=False)
-            return cog
+            return translate_to_cog(paths[name], tmp / f"cog-{name}", resampling)
 
         # GDAL's default cache would hold all three rasters and their copies (+700 MB at 8192 px)
         with gdal_cache_budget(COG_GDAL_CACHE), ThreadPoolExecutor(len(paths), thread_name_prefix="tile-cog") as pool:
