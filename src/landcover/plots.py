@@ -61,8 +61,12 @@ def per_class_bars(values: dict[str, float], path: Path, title: str, ylabel: str
 def rgb(stack: np.ndarray, season: str = "summer") -> np.ndarray:
     """True-colour image of one season from a (40, H, W) reflectance x 10000 stack."""
     s = SEASONS.index(season) * NUM_BANDS
-    img = np.stack([stack[s + b] for b in RGB_BAND_INDICES], axis=-1).astype(np.float32) / 3000.0
-    return np.clip(img, 0, 1) ** (1 / 1.5)
+    return true_colour(np.stack([stack[s + b] for b in RGB_BAND_INDICES], axis=-1))
+
+
+def true_colour(rgb_dn: np.ndarray) -> np.ndarray:
+    """(..., 3) red, green, blue reflectance x 10000 -> display values 0..1 (0.3 reflectance is white)."""
+    return np.clip(rgb_dn.astype(np.float32) / 3000.0, 0, 1) ** (1 / 1.5)
 
 
 def overlays_figure(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path) -> Path:

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from landcover.areas.layout import Area, Placed
 from landcover.bands import NUM_BANDS, RGB_BAND_INDICES
-from landcover.plots import quicklook_figure
+from landcover.plots import quicklook_figure, true_colour
 
 MAX_SIDE = 800  # pixels per panel side
 QUICKLOOK = "quicklook.png"
@@ -43,7 +43,7 @@ def summer_rgb(area: Area, input_root: Path, factor: int, shape: tuple[int, int]
             rgb = src.read(bands, out_shape=(3, h, w), resampling=Resampling.average).astype(np.float32)
         canvas[r0:r0 + h, c0:c0 + w] = np.moveaxis(rgb, 0, -1)
         found = True
-    return np.clip(canvas / 3000.0, 0, 1) ** (1 / 1.5) if found else None
+    return true_colour(canvas) if found else None
 
 
 def write_quicklook(area: Area, folder: Path, input_root: Path | None, tile: Placed | None = None) -> Path:

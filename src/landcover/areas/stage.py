@@ -22,7 +22,7 @@ from landcover.classes import CLASSES, colormap
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.fuel import FBFM40, fuel_colormap
-from landcover.inference.outputs import OUTPUTS, PROVENANCE
+from landcover.inference.outputs import OUTPUTS, PROVENANCE, complete_tiles
 from landcover.io_utils import atomic_write_json, atomic_write_text, sha256_file, tile_lock
 from landcover.parallel import one_line
 from landcover.styles import write_styles
@@ -49,11 +49,10 @@ class AreasResult:
                 "areas": self.areas, "seconds": round(self.seconds, 1), "version": __version__}
 
 
-def complete_tiles(fuelmaps: Path) -> dict[str, list[Path]]:
-    """city folder name -> its complete tile folders (provenance.json is written last)."""
+def tiles_by_city(fuelmaps: Path) -> dict[str, list[Path]]:
     cities: dict[str, list[Path]] = {}
-    for marker in sorted(Path(fuelmaps).glob(f"*/*/{PROVENANCE}")):
-        cities.setdefault(marker.parent.parent.name, []).append(marker.parent)
+    for key, folder in complete_tiles(fuelmaps).items():
+        cities.setdefault(key.split("/")[0], []).append(folder)
     return cities
 
 
@@ -98,7 +97,7 @@ def run_areas(p: Params, fuelmaps: Path, out: Path, input_root: Path | None = No
     """Every city's maps; `input_root` (the tiles' dataset) adds the summer composite to the quicklooks."""
     start = time.perf_counter()
     fuelmaps, out = Path(fuelmaps), Path(out)
-    cities = complete_tiles(fuelmaps)
+    cities = tiles_by_city(fuelmaps)
     if not cities:
         raise LandcoverError(f"{fuelmaps}: no complete batch-inference tiles (<city>/<tile>/{PROVENANCE})")
     result = AreasResult(out)

@@ -36,7 +36,7 @@ from landcover.classes import CLASSES
 from landcover.cog import write_uint8_cog
 from landcover.config import Params
 from landcover.errors import LandcoverError
-from landcover.inference.outputs import PROVENANCE
+from landcover.inference.outputs import PROVENANCE, complete_tiles
 from landcover.io_utils import atomic_write_json, atomic_write_text
 from landcover.parallel import one_line
 from landcover.styles import write_styles
@@ -74,18 +74,15 @@ class ChangeResult:
                 "version": __version__}
 
 
-def tiles_of(root: Path) -> dict[str, Path]:
-    return {f"{p.parent.parent.name}/{p.parent.name}": p.parent for p in sorted(Path(root).glob(f"*/*/{PROVENANCE}"))}
-
-
 def _model(tile_dir: Path) -> dict:
     prov = json.loads((tile_dir / PROVENANCE).read_text())
     model = prov.get("model", {})
     return model if isinstance(model, dict) else {"uri": str(model)}
 
 
-def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence: int) -> np.ndarray:
-    """Write one tile's change outputs; returns its (N, N) matrix in km²."""
+def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence: int
+                 ) -> tuple[np.ndarray, dict, dict]:
+    """Write one tile's change outputs; returns its (N, N) matrix in km² and both maps' models."""
     with rasterio.open(before / "landcover.tif") as b, rasterio.open(after / "landcover.tif") as a:
         if (b.crs, b.transform, b.shape) != (a.crs, a.transform, a.shape):
             raise GridMismatch(f"{key}: the maps are on different grids (before {b.crs} {b.shape} at "
@@ -94,6 +91,7 @@ def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence:
     with rasterio.open(before / "confidence.tif") as b, rasterio.open(after / "confidence.tif") as a:
         conf_b, conf_a = b.read(1), a.read(1)
     px_km2 = abs(transform.a * transform.e) / 1e6
+    model_before, model_after = _model(before), _model(after)
     codes = transition_codes(lc_b, lc_a)
     mask = change_mask(lc_b, lc_a, conf_b, conf_a, min_confidence)
     names = transition_names()
@@ -110,9 +108,9 @@ def compare_tile(key: str, before: Path, after: Path, out: Path, min_confidence:
     atomic_write_json(out / "tile_change.json", {
         "tile": key, "mapped_km2": float(matrix.sum()), "changed_km2": float(matrix.sum() - np.trace(matrix)),
         "confident_change_km2": float(confident.sum()), "min_confidence": min_confidence,
-        "before_model": _model(before), "after_model": _model(after)})
-    atomic_write_json(out / "item.json", change_item(out, key, _model(before), _model(after), min_confidence).to_dict())
-    return matrix
+        "before_model": model_before, "after_model": model_after})
+    atomic_write_json(out / "item.json", change_item(out, key, model_before, model_after, min_confidence).to_dict())
+    return matrix, model_before, model_after
 
 
 def _area_rasters(city: str, tile_dirs: list[Path], out: Path) -> None:
@@ -131,7 +129,7 @@ def _area_rasters(city: str, tile_dirs: list[Path], out: Path) -> None:
 
 def run_change(p: Params, before: Path, after: Path, out: Path) -> ChangeResult:
     start = time.perf_counter()
-    before_tiles, after_tiles = tiles_of(before), tiles_of(after)
+    before_tiles, after_tiles = complete_tiles(before), complete_tiles(after)
     if not before_tiles or not after_tiles:
         empty = before if not before_tiles else after
         raise LandcoverError(f"{empty}: no complete batch-inference tiles (<city>/<tile>/{PROVENANCE})")
@@ -142,15 +140,16 @@ def run_change(p: Params, before: Path, after: Path, out: Path) -> ChangeResult:
     models: dict[str, set] = {"before": set(), "after": set()}
     for key in sorted(set(before_tiles) & set(after_tiles)):
         try:
-            matrix = compare_tile(key, before_tiles[key], after_tiles[key], out / key, p.change.min_confidence)
+            matrix, model_before, model_after = compare_tile(key, before_tiles[key], after_tiles[key], out / key,
+                                                             p.change.min_confidence)
         except Exception as exc:
             result.failed[key] = one_line(exc)
             continue
         result.written.append(key)
         city = key.split("/")[0]
         per_city[city] = per_city.get(city, 0) + matrix
-        models["before"].add(json.dumps(_model(before_tiles[key]), sort_keys=True))
-        models["after"].add(json.dumps(_model(after_tiles[key]), sort_keys=True))
+        models["before"].add(json.dumps(model_before, sort_keys=True))
+        models["after"].add(json.dumps(model_after, sort_keys=True))
     result.models = {k: [json.loads(m) for m in sorted(v)] for k, v in models.items()}
     for city, matrix in per_city.items():
         _area_rasters(city, [out / k for k in result.written if k.split("/")[0] == city], out)

@@ -31,7 +31,13 @@ from landcover.lineage import data_version_of, file_hash
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.calibration import CalibrationCounts
 from landcover.model.loading import load_bundle
-from landcover.plots import confusion_matrix_figure, per_class_bars, quicklook_figure, reliability_figure
+from landcover.plots import (
+    confusion_matrix_figure,
+    per_class_bars,
+    quicklook_figure,
+    reliability_figure,
+    true_colour,
+)
 from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 
@@ -210,7 +216,7 @@ def tile_quicklook(tile: TileRef, maps: dict[str, np.ndarray], path: Path, max_s
     with rasterio.open(tile.season_path("summer")) as src:
         h, w = -(-src.height // step), -(-src.width // step)
         rgb = src.read([i + 1 for i in RGB_BAND_INDICES], out_shape=(3, h, w), resampling=Resampling.average)
-    panels = {"summer RGB": np.clip(np.moveaxis(rgb, 0, -1) / 3000.0, 0, 1) ** (1 / 1.5),
+    panels = {"summer RGB": true_colour(np.moveaxis(rgb, 0, -1)),
               "reference": read_label(tile)[::step, ::step],
               "land cover": maps["land cover"][::step, ::step], "confidence": maps["confidence"][::step, ::step]}
     return quicklook_figure(panels, path, f"test tile {tile.key}")

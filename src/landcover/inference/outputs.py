@@ -55,6 +55,13 @@ def _categories_aux_xml(names: dict[int, str]) -> str:
             "</PAMRasterBand></PAMDataset>\n")
 
 
+def complete_tiles(out_dir: Path) -> dict[str, Path]:
+    """`<city>/<tile>` -> folder, for every tile of a batch-inference folder whose provenance
+    sidecar (written last) says it is complete."""
+    markers = sorted(Path(out_dir).glob(f"*/*/{PROVENANCE}"))
+    return {f"{p.parent.parent.name}/{p.parent.name}": p.parent for p in markers}
+
+
 def remove_stale_temporaries(tile_out: Path) -> list[Path]:
     """Leftovers of a killed run (hidden temporary folders/files). Call with the tile lock held."""
     stale = [p for p in tile_out.glob(".*") if p.name.startswith((".tmp-", ".provenance.json.", ".item.json.",
