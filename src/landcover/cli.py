@@ -82,6 +82,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 STAGE_MODULES = (
     "landcover.validation.command",
     "landcover.split.command",
+    "landcover.pack.command",
     "landcover.training.command",
     "landcover.evaluation.command",
     "landcover.promotion.command",

@@ -95,6 +95,7 @@ class TrainParams(_Section):
     out: Path = Path("models/candidate")
     metrics: Path = Path("metrics/train.json")  # the pipeline's; beside --out when a run names its own
     curves: Path = Path("plots/train_curves.csv")
+    input: Literal["store", "geotiff"] = "store"  # the packed store (pack.out) or the tiles themselves
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
@@ -264,6 +265,15 @@ class ChangeParams(_Section):
     out: Path = Path("outputs/change")
 
 
+class PackParams(_Section):
+    """`landcover pack`: the training store random crops are read from (docs/training-store.md)."""
+
+    out: Path = Path("packed/store.zarr")
+    chunk: int = Field(64, ge=16)
+    compression: Literal["none", "lz4", "zstd"] = "none"
+    workers: int = Field(2, ge=1)
+
+
 class AreasParams(_Section):
     """`landcover areas`: one seamless map per city from batch inference's tiles."""
 
@@ -373,6 +383,7 @@ class Params(_Section):
     synth: SynthParams = SynthParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     split: SplitParams = SplitParams()
+    pack: PackParams = PackParams()
     train: TrainParams = TrainParams()
     inference: InferenceParams = InferenceParams()
     mlflow: MlflowParams = MlflowParams()

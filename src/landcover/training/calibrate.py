@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from landcover.model.calibration import CalibrationCounts, fit_temperature
 from landcover.training.data import IGNORE_INDEX
+from landcover.training.task import SegmentationTask
 
 MAX_PIXELS = 2_000_000  # a regular subsample of the labelled validation pixels fits T as well as all
 
 
 @torch.no_grad()  # not inference_mode: the logits feed an autograd fit of T
-def _validation_logits(network: torch.nn.Module, val_ds: Dataset, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def _validation_logits(task: SegmentationTask, val_ds: Dataset, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     logits, targets = [], []
     for start in range(0, len(val_ds), batch):
-        xs, ys = zip(*(val_ds[i] for i in range(start, min(start + batch, len(val_ds)))), strict=True)
-        out = network(torch.stack(xs)).float()
-        y = torch.stack(ys)
+        x, y = task.prepare(default_collate([val_ds[i] for i in range(start, min(start + batch, len(val_ds)))]))
+        out = task.network(x).float()
         keep = y != IGNORE_INDEX
         logits.append(out.permute(0, 2, 3, 1)[keep])
         targets.append(y[keep])
@@ -33,10 +33,10 @@ def _ece(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> flo
     return counts.ece()
 
 
-def calibrate(network: torch.nn.Module, val_ds: Dataset) -> dict[str, float]:
+def calibrate(task: SegmentationTask, val_ds: Dataset) -> dict[str, float]:
     """{"temperature", "val_ece_uncalibrated", "val_ece_calibrated", "val_pixels"} of the shipped weights."""
-    network.eval()
-    logits, targets = _validation_logits(network, val_ds)
+    task.eval()
+    logits, targets = _validation_logits(task, val_ds)
     if len(targets) > MAX_PIXELS:
         pick = torch.from_numpy(np.linspace(0, len(targets) - 1, MAX_PIXELS).round().astype(np.int64))
         logits, targets = logits[pick], targets[pick]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 
-from landcover.io_utils import atomic_path
+from landcover.io_utils import atomic_path, atomic_write_json
 
 CURVE_KEYS = ("train_loss_epoch", "val_loss", "train_miou", "val_miou", "val_accuracy")
 
@@ -59,3 +61,23 @@ class LastCheckpoint(pl.Callback):
         trainer.save_checkpoint(tmp)  # every rank calls it; the strategy writes on rank zero only
         if trainer.is_global_zero:
             tmp.replace(self.path)
+
+
+class RankReport(pl.Callback):
+    """`rank<N>.json` beside the checkpoints: per epoch, how many crops this rank drew, a digest of
+    which (index order of its share), and the validation mIoU it saw. Under DDP it shows at a glance
+    that ranks split the epoch without overlap and agree on the synchronised metrics."""
+
+    def __init__(self, folder: Path, sampler) -> None:
+        self.folder, self.sampler, self.epochs = Path(folder), sampler, []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        share = np.asarray(self.sampler._share(), dtype=np.int64)
+        m = trainer.callback_metrics
+        self.epochs.append({"epoch": trainer.current_epoch, "crops": int(len(share)),
+                            "digest": hashlib.sha256(share.tobytes()).hexdigest()[:16],
+                            "val_miou": round(float(m["val_miou"]), 6) if "val_miou" in m else None})
+        atomic_write_json(self.folder / f"rank{trainer.global_rank}.json",
+                          {"rank": trainer.global_rank, "world_size": trainer.world_size, "epochs": self.epochs})

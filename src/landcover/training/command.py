@@ -12,7 +12,10 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.training.stage import run_train
 
     result = run_train(params, args.data or params.data.root, args.split or params.split.out, args.out,
-                       fast_dev_run=args.fast_dev_run, metrics_path=args.metrics, curves_path=args.curves)
+                       fast_dev_run=args.fast_dev_run, metrics_path=args.metrics, curves_path=args.curves,
+                       store=args.store)
+    if result.rank:  # another DDP rank: rank zero reports the run
+        return 0
     print(f"trained: MLflow run {result.run_id}, model {result.model_uri}")
     print(f"  wrote {result.out_dir}, curves {result.curves_path}"
           + (f", metrics {result.metrics_path}" if result.metrics_path else ""))
@@ -27,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="dataset root (params data.root)")
     p.add_argument("--split", type=Path, help="split file (params split.out)")
     p.add_argument("--out", type=Path, help="model output folder (params train.out)")
+    p.add_argument("--store", help="packed store, path or fsspec URL (params pack.out; with train.input: store)")
     p.add_argument("--metrics", type=Path,
                    help="final metrics JSON (default OUT/train_metrics.json with --out, else params train.metrics)")
     p.add_argument("--curves", type=Path,

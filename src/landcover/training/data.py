@@ -1,28 +1,34 @@
-"""Training and validation crops read as windows (never whole tiles per sample).
+"""Training and validation crops, cut from a `CropSource` (packed store or GeoTIFFs).
 
 Training crops are random, with a share centred on rare-class pixels (Roads, Bare, Wetlands by
-default) so small classes are not starved, D4 flips/rotations, and season dropout (a whole season
-set to nodata) so the model copes with a missing mosaic. Validation crops are a fixed,
-non-overlapping grid, so every validation pixel is counted once.
+default) so small classes are not starved, and season dropout (a whole season set to nodata) so
+the model copes with a missing mosaic. Validation crops are a fixed, non-overlapping grid, so
+every validation pixel is counted once.
+
+An item is raw pixels: (x uint16 (40, c, c), label uint8 (c, c), d4 (2,) = rotation k, flip). The
+task normalises, maps labels to targets and applies the D4 transform on the device
+(`training.batch`), so a loader core only cuts crops: a quarter of the bytes of float32 crossing
+to the GPU, and no per-pixel arithmetic on the CPU.
+
+Every crop is a function of (seed, epoch, index): `CropSampler` hands each index with its seed,
+each rank a disjoint share of a per-epoch permutation, so runs repeat exactly and no crop is
+drawn twice in an epoch across DDP ranks and loader workers.
 """
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.windows import Window
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from landcover.bands import NUM_BANDS, SEASONS
-from landcover.dataset import DataContractError, TileRef, check_tile, read_label
-from landcover.model.normalization import NormStats, normalize
+from landcover.dataset import DataContractError
+from landcover.training.sources import CropSource
 
 IGNORE_INDEX = 255
+NO_D4 = torch.zeros(2, dtype=torch.int64)
 
 
 def to_target(label: np.ndarray) -> np.ndarray:
@@ -32,125 +38,117 @@ def to_target(label: np.ndarray) -> np.ndarray:
     return target
 
 
-class _Readers:
-    """Per-process LRU of open rasterio datasets (handles are not shared across forks). Bounded:
-    a continental training set has tens of thousands of files, far above the open-file limit."""
+def crop_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0])
 
-    def __init__(self, max_open: int = 64) -> None:
-        self.pid = -1
-        self.max_open = max_open
-        self.handles: OrderedDict[str, rasterio.io.DatasetReader] = OrderedDict()
 
-    def get(self, path: str) -> rasterio.io.DatasetReader:
-        if self.pid != os.getpid():
-            self.handles, self.pid = OrderedDict(), os.getpid()
-        if path in self.handles:
-            self.handles.move_to_end(path)
-            return self.handles[path]
-        try:
-            handle = rasterio.open(path)
-        except rasterio.errors.RasterioError as exc:
-            raise DataContractError(f"{path}: cannot open: {exc}") from exc
-        self.handles[path] = handle
-        while len(self.handles) > self.max_open:
-            self.handles.popitem(last=False)[1].close()
-        return handle
-
-    def read(self, path: str, window: Window, indexes=None) -> np.ndarray:
-        try:
-            return self.get(path).read(indexes, window=window)
-        except rasterio.errors.RasterioError as exc:
-            raise DataContractError(f"{path}: cannot read window {window}: {exc}") from exc
+def rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 @dataclass
 class TileInfo:
-    tile: TileRef
+    key: str
     height: int
     width: int
     rare_rc: np.ndarray  # (K, 2) sampled row/col of rare-class pixels
 
 
-def index_tiles(tiles: list[TileRef], crop: int, rare_classes: tuple[int, ...], max_rare: int = 512,
+def index_tiles(source: CropSource, crop: int, rare_classes: tuple[int, ...], max_rare: int = 512,
                 seed: int = 0) -> list[TileInfo]:
     rng = np.random.default_rng(seed)
     infos = []
-    for tile in tiles:
-        h, w = check_tile(tile)
+    for key in source.keys():
+        h, w = source.shape(key)
         if h < crop or w < crop:
-            raise DataContractError(f"{tile.directory}: tile {h}x{w} is smaller than train.crop_size {crop}")
-        label = read_label(tile)
-        rare = np.flatnonzero(np.isin(label, rare_classes))
+            raise DataContractError(f"{key}: tile {h}x{w} is smaller than train.crop_size {crop}")
+        rare = np.flatnonzero(np.isin(source.label(key), rare_classes)) if rare_classes else np.empty(0, np.int64)
         if rare.size > max_rare:
             rare = rng.choice(rare, max_rare, replace=False)
-        infos.append(TileInfo(tile, h, w, np.column_stack(np.unravel_index(rare, (h, w)))))
+        infos.append(TileInfo(key, h, w, np.column_stack(np.unravel_index(rare, (h, w)))))
     return infos
 
 
-class _CropReader:
-    def __init__(self, norm: NormStats) -> None:
-        self.norm = norm
-        self.readers = _Readers()
+class CropSampler(Sampler):
+    """(index, crop seed) pairs: this rank's share of a permutation drawn from (seed, epoch).
+    Ranks get equal, disjoint shares (the remainder is left out, never padded with repeats).
+    Lightning calls `set_epoch` before each epoch; workers need nothing else to vary crops."""
 
-    def read(self, tile: TileRef, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        stack = np.concatenate([self.readers.read(str(tile.season_path(s)), window) for s in SEASONS])
-        label = self.readers.read(str(tile.label_path), window, 1)
-        return stack, label
+    def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _share(self) -> np.ndarray:
+        rank, world = rank_and_world()
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle \
+            else np.arange(self.n)
+        if not self.shuffle:  # validation: every item once over all ranks
+            return order[rank::world]
+        return order[rank::world][: self.n // world]
+
+    def __iter__(self):
+        for i in self._share():
+            yield int(i), crop_seed(self.seed, self.epoch, int(i))
+
+    def __len__(self) -> int:
+        return len(self._share())
 
 
 class TrainCrops(Dataset):
-    def __init__(self, infos: list[TileInfo], norm: NormStats, crop: int, crops_per_tile: int,
-                 rare_share: float, season_dropout: float, augment: bool = True) -> None:
-        self.infos, self.crop, self.cpt = infos, crop, crops_per_tile
-        self.rare_share, self.season_dropout, self.augment = rare_share, season_dropout, augment
-        self.reader = _CropReader(norm)
+    def __init__(self, infos: list[TileInfo], source: CropSource, crop: int, crops_per_tile: int,
+                 rare_share: float, season_dropout: float, augment: bool = True, seed: int = 0) -> None:
+        self.infos, self.source, self.crop, self.cpt = infos, source, crop, crops_per_tile
+        self.rare_share, self.season_dropout, self.augment, self.seed = rare_share, season_dropout, augment, seed
 
     def __len__(self) -> int:
         return len(self.infos) * self.cpt
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # torch's RNG is reseeded per worker and epoch by the DataLoader: new crops every epoch
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        info = self.infos[i // self.cpt]
+    def window(self, info: TileInfo, rng: np.random.Generator) -> tuple[int, int]:
         c = self.crop
         if len(info.rare_rc) and rng.random() < self.rare_share:
             r, col = info.rare_rc[rng.integers(len(info.rare_rc))] + rng.integers(-c // 4, c // 4 + 1, 2)
-            r0, c0 = int(np.clip(r - c // 2, 0, info.height - c)), int(np.clip(col - c // 2, 0, info.width - c))
-        else:
-            r0, c0 = int(rng.integers(0, info.height - c + 1)), int(rng.integers(0, info.width - c + 1))
-        stack, label = self.reader.read(info.tile, Window(c0, r0, c, c))
+            return int(np.clip(r - c // 2, 0, info.height - c)), int(np.clip(col - c // 2, 0, info.width - c))
+        return int(rng.integers(0, info.height - c + 1)), int(rng.integers(0, info.width - c + 1))
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i, seed = item if isinstance(item, tuple) else (item, crop_seed(self.seed, 0, item))
+        rng = np.random.default_rng(seed)
+        info = self.infos[i // self.cpt]
+        row, col = self.window(info, rng)
+        stack, label = self.source.read(info.key, row, col, self.crop)
         if self.season_dropout > 0:
             drop = rng.random(len(SEASONS)) < self.season_dropout
             if drop.all():
                 drop[rng.integers(len(SEASONS))] = False
             for s in np.flatnonzero(drop):
                 stack[s * NUM_BANDS : (s + 1) * NUM_BANDS] = 0
-        x = normalize(stack, self.reader.norm)
-        y = to_target(label)
-        if self.augment:  # D4: rotations and a flip
-            k = int(rng.integers(4))
-            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
-            if rng.random() < 0.5:
-                x, y = x[:, :, ::-1], y[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+        d4 = torch.tensor([int(rng.integers(4)), int(rng.random() < 0.5)]) if self.augment else NO_D4
+        return torch.from_numpy(stack), torch.from_numpy(label), d4
 
 
 class ValCrops(Dataset):
     """A fixed grid of non-overlapping crops per tile (up to `per_tile`, evenly chosen)."""
 
-    def __init__(self, infos: list[TileInfo], norm: NormStats, crop: int, per_tile: int) -> None:
-        self.reader = _CropReader(norm)
-        self.items: list[tuple[TileRef, Window]] = []
+    def __init__(self, infos: list[TileInfo], source: CropSource, crop: int, per_tile: int) -> None:
+        self.source, self.crop = source, crop
+        self.items: list[tuple[str, int, int]] = []
         for info in infos:
             grid = [(r, c) for r in range(0, info.height - crop + 1, crop)
                     for c in range(0, info.width - crop + 1, crop)]
             pick = np.linspace(0, len(grid) - 1, min(per_tile, len(grid))).round().astype(int)
-            self.items += [(info.tile, Window(grid[k][1], grid[k][0], crop, crop)) for k in sorted(set(pick))]
+            self.items += [(info.key, *grid[k]) for k in sorted(set(pick))]
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        tile, window = self.items[i]
-        stack, label = self.reader.read(tile, window)
-        return torch.from_numpy(normalize(stack, self.reader.norm)), torch.from_numpy(to_target(label))
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        key, row, col = self.items[i]
+        return self.source.read(key, row, col, self.crop)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        stack, label = self.raw(item[0] if isinstance(item, tuple) else item)
+        return torch.from_numpy(stack), torch.from_numpy(label), NO_D4

@@ -14,24 +14,27 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
-from torch.utils.data import DataLoader
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader, default_collate
 
 from landcover.config import Params
-from landcover.dataset import tile_shape
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
 from landcover.lineage import data_version_of, file_hash, git_commit, params_hash
 from landcover.model.bundle import BundleMeta, ModelBundle
 from landcover.model.network import check_arch_and_encoder
-from landcover.model.normalization import compute_norm_stats
+from landcover.model.normalization import NormStats, compute_norm_stats
 from landcover.model.pyfunc import log_bundle_model
 from landcover.outputs import side_output
+from landcover.pack.shards import StoreError
+from landcover.pack.store import PackedStore
 from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_bars
 from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
-from landcover.training.callbacks import CurvesCSV, LastCheckpoint
-from landcover.training.data import IGNORE_INDEX, TrainCrops, ValCrops, index_tiles
+from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport
+from landcover.training.data import IGNORE_INDEX, CropSampler, TrainCrops, ValCrops, index_tiles
+from landcover.training.sources import GeoTiffSource, StoreSource
 from landcover.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class TrainResult:
     metrics: dict[str, float]
     metrics_path: Path | None = None
     curves_path: Path | None = None
+    rank: int = 0  # under DDP, the other ranks return an empty result
 
 
 def trainer_settings(p: Params) -> dict:
@@ -61,47 +65,92 @@ def trainer_settings(p: Params) -> dict:
     )
 
 
-def _check(p: Params, train_tiles: list, val_tiles: list, split_file: Path) -> None:
-    if not train_tiles:
+@dataclass
+class TrainingData:
+    """The crops of one run and where they came from (store or GeoTIFFs), for lineage."""
+
+    train: TrainCrops
+    val: ValCrops
+    norm: NormStats
+    data_version: str
+    source: str
+    train_tiles: int
+    val_tiles: int
+
+
+def _sources(p: Params, data_root: Path, split_file: Path, store: Path | str | None) -> tuple:
+    """(train source, val source, norm stats, data version, description) for train.input."""
+    if p.train.input == "store":
+        url = str(store or p.pack.out)
+        try:
+            packed = PackedStore(url)
+        except StoreError as exc:
+            raise LandcoverError(f"{exc} (train.input is 'store': run `landcover pack`, or set train.input: geotiff)"
+                                 ) from exc
+        if packed.meta.split_hash != file_hash(split_file):
+            raise LandcoverError(f"{url}: packed from another split than {split_file}: rerun `landcover pack`")
+        return (StoreSource(packed, "train"), StoreSource(packed, "val"), NormStats.from_dict(packed.meta.norm),
+                packed.meta.data_version, f"store {url}")
+    train_tiles = read_split(split_file, data_root, "train")
+    norm = compute_norm_stats(train_tiles) if train_tiles else None
+    return (GeoTiffSource(train_tiles), GeoTiffSource(read_split(split_file, data_root, "val")), norm,
+            data_version_of(data_root), f"geotiff {data_root}")
+
+
+def training_data(p: Params, data_root: Path, split_file: Path, store: Path | str | None = None) -> TrainingData:
+    t = p.train
+    train_src, val_src, norm, version, described = _sources(p, data_root, split_file, store)
+    if not train_src.keys():
         raise LandcoverError(f"{split_file}: the training split is empty")
-    if not val_tiles:
+    if not val_src.keys():
         raise LandcoverError(f"{split_file}: the validation split is empty")
-    check_arch_and_encoder(p.train.arch, p.train.encoder)
-    h, w = tile_shape(train_tiles[0])
-    if p.train.crop_size > min(h, w):
-        raise LandcoverError(f"params train.crop_size: {p.train.crop_size} is larger than the tiles ({h}x{w})")
-    if p.train.crop_size % 32:
-        raise LandcoverError(f"params train.crop_size: {p.train.crop_size} must be a multiple of 32")
+    h, w = train_src.shape(train_src.keys()[0])
+    if t.crop_size > min(h, w):
+        raise LandcoverError(f"params train.crop_size: {t.crop_size} is larger than the tiles ({h}x{w})")
+    if t.crop_size % 32:
+        raise LandcoverError(f"params train.crop_size: {t.crop_size} must be a multiple of 32")
+    train_infos = index_tiles(train_src, t.crop_size, t.rare_classes, seed=t.seed)
+    val_infos = index_tiles(val_src, t.crop_size, (), seed=t.seed)
+    return TrainingData(
+        TrainCrops(train_infos, train_src, t.crop_size, t.crops_per_tile, t.rare_class_crop_share, t.season_dropout,
+                   seed=t.seed),
+        ValCrops(val_infos, val_src, t.crop_size, t.val_crops_per_tile), norm, version, described,
+        len(train_infos), len(val_infos))
+
+
+def loaders(p: Params, data: TrainingData) -> tuple[DataLoader, DataLoader]:
+    """Our samplers, not Lightning's DistributedSampler: per-epoch seeds and disjoint rank shares."""
+    t = p.train
+    kw = dict(batch_size=t.batch_size, num_workers=t.num_workers, pin_memory=t.pin_memory,
+              persistent_workers=t.num_workers > 0)
+    return (DataLoader(data.train, sampler=CropSampler(len(data.train), t.seed),
+                       drop_last=len(data.train) > t.batch_size, **kw),
+            DataLoader(data.val, sampler=CropSampler(len(data.val), t.seed, shuffle=False), **kw))
 
 
 def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None = None,
               fast_dev_run: bool = False, checkpoints: Path | None = None, metrics_path: Path | None = None,
-              curves_path: Path | None = None) -> TrainResult:
+              curves_path: Path | None = None, store: Path | str | None = None) -> TrainResult:
     """Train, calibrate and log one candidate. A run given its own `out_dir` writes its metrics and
-    curves inside it unless told otherwise; only a run on the params' defaults writes the pipeline's."""
+    curves inside it unless told otherwise; only a run on the params' defaults writes the pipeline's.
+
+    Under DDP every rank runs this; rank zero alone writes files and talks to MLflow."""
     t = p.train
+    zero = rank_zero_only.rank == 0
     metrics_path = side_output(metrics_path, out_dir, lambda o: o / "train_metrics.json", t.metrics)
     curves_path = side_output(curves_path, out_dir, lambda o: o / "train_curves.csv", t.curves)
     out_dir = Path(out_dir or t.out)
     ckpt_dir = Path(checkpoints or out_dir.parent / f"{out_dir.name}-checkpoints")
-    train_tiles = read_split(split_file, data_root, "train")
-    val_tiles = read_split(split_file, data_root, "val")
-    _check(p, train_tiles, val_tiles, split_file)
+    check_arch_and_encoder(t.arch, t.encoder)
     connect(p.tracking_uri(), p.mlflow.experiment)  # fail fast before any work
 
     pl.seed_everything(t.seed, workers=True)
-    norm = compute_norm_stats(train_tiles)
+    data = training_data(p, data_root, split_file, store)
+    norm = data.norm
     out_dir.mkdir(parents=True, exist_ok=True)
-    norm.save(out_dir / "norm_stats.json")
-
-    train_infos = index_tiles(train_tiles, t.crop_size, t.rare_classes, seed=t.seed)
-    val_infos = index_tiles(val_tiles, t.crop_size, (), seed=t.seed)
-    train_ds = TrainCrops(train_infos, norm, t.crop_size, t.crops_per_tile, t.rare_class_crop_share, t.season_dropout)
-    val_ds = ValCrops(val_infos, norm, t.crop_size, t.val_crops_per_tile)
-    loader_kw = dict(num_workers=t.num_workers, pin_memory=t.pin_memory, persistent_workers=t.num_workers > 0)
-    train_dl = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, drop_last=len(train_ds) > t.batch_size,
-                          **loader_kw)
-    val_dl = DataLoader(val_ds, batch_size=t.batch_size, **loader_kw)
+    if zero:
+        norm.save(out_dir / "norm_stats.json")
+    train_dl, val_dl = loaders(p, data)
 
     # resume: an unfinished run with a last checkpoint and the same params continues in the same
     # MLflow run. The state lives beside the checkpoints, outside the DVC output (which DVC clears).
@@ -112,49 +161,57 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     phash = params_hash({"train": t.model_dump(mode="json"), "split": file_hash(split_file)})
     resume = (state.get("status") == "running" and state.get("params_hash") == phash
               and last_ckpt.exists() and not fast_dev_run)
-    for partial in ckpt_dir.glob(".*.tmp"):  # a checkpoint being written when the run was killed
-        partial.unlink()
-    if not resume:
-        for stale in ckpt_dir.glob("*.ckpt"):
-            stale.unlink()
+    if zero:
+        for partial in ckpt_dir.glob(".*.tmp"):  # a checkpoint being written when the run was killed
+            partial.unlink()
+        if not resume:
+            for stale in ckpt_dir.glob("*.ckpt"):
+                stale.unlink()
     run_id = state["run_id"] if resume else None
 
     logger = MLFlowLogger(experiment_name=p.mlflow.experiment, tracking_uri=p.tracking_uri(),
                           run_id=run_id, log_model=False)
-    run_id = logger.run_id
-    atomic_write_json(state_path, {"run_id": run_id, "status": "running", "params_hash": phash})
+    run_id = logger.run_id  # None on other ranks: Lightning's MLflow logger talks from rank zero
     client = logger.experiment
-    if not resume:
+    if zero:
+        atomic_write_json(state_path, {"run_id": run_id, "status": "running", "params_hash": phash})
+    if zero and not resume:
         lineage = {
-            "git_commit": git_commit(), "data_version": data_version_of(data_root),
+            "git_commit": git_commit(), "data_version": data.data_version,
             "split_hash": file_hash(split_file), "params_hash": params_hash(t.model_dump(mode="json")),
+            "training_input": data.source,
         }
         for k, v in lineage.items():
             client.set_tag(run_id, k, v)
-        logger.log_hyperparams({**t.model_dump(mode="json"), "train_tiles": len(train_tiles),
-                                "val_tiles": len(val_tiles)})
+        logger.log_hyperparams({**t.model_dump(mode="json"), "train_tiles": data.train_tiles,
+                                "val_tiles": data.val_tiles})
         client.log_artifact(run_id, str(out_dir / "norm_stats.json"))
 
     task = SegmentationTask(t.arch, t.encoder, t.encoder_depth, t.encoder_weights, t.lr, t.weight_decay,
-                            t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs)
+                            t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs,
+                            norm_mean=norm.mean.tolist(), norm_std=norm.std.tolist())
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max")
     curves = CurvesCSV(curves_path if not fast_dev_run else ckpt_dir / "curves.csv")
     trainer = pl.Trainer(
         max_epochs=t.epochs, logger=logger, log_every_n_steps=min(t.log_every_n_steps, max(len(train_dl), 1)),
         callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
-                   LearningRateMonitor("step"), curves, LastCheckpoint(last_ckpt)],
+                   LearningRateMonitor("step"), curves, LastCheckpoint(last_ckpt),
+                   RankReport(ckpt_dir, train_dl.sampler)],
         fast_dev_run=fast_dev_run, enable_model_summary=False, deterministic=False,
+        use_distributed_sampler=False,  # CropSampler shards by rank itself
         enable_progress_bar=sys.stderr.isatty(),  # logs and Prefect get one line per epoch instead
         **trainer_settings(p),
     )
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last_ckpt) if resume else None)
+    if not trainer.is_global_zero:  # rank zero calibrates, saves and logs the one model
+        return TrainResult("", "", out_dir, {}, None, None, rank=trainer.global_rank)
 
     # the model to ship: best checkpoint (or final weights in a smoke run)
     if best.best_model_path and not fast_dev_run:
         ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
         task.load_state_dict(ckpt["state_dict"])
     # confidence users can trust: one temperature fitted on the validation crops (changes no prediction)
-    calibration = calibrate(task.network.cpu(), val_ds)
+    calibration = calibrate(task.cpu(), data.val)
     for k, v in calibration.items():
         client.log_metric(run_id, f"calibration_{k}", v)
     meta = BundleMeta(t.arch, t.encoder, t.encoder_depth, norm.to_dict(),
@@ -164,7 +221,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     bundle_dir = out_dir / "bundle"
     bundle.save(bundle_dir)
 
-    metrics = _final_validation(task, val_ds, trainer, client, run_id, out_dir)
+    metrics = _final_validation(task, data.val, client, run_id, out_dir)
     metrics |= {"calibration_temperature": calibration["temperature"],
                 "val_ece_uncalibrated": calibration["val_ece_uncalibrated"],
                 "val_ece_calibrated": calibration["val_ece_calibrated"]}
@@ -181,7 +238,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
                        None if fast_dev_run else metrics_path, Path(curves.path))
 
 
-def _final_validation(task: SegmentationTask, val_ds: ValCrops, trainer: pl.Trainer, client, run_id: str,
+def _final_validation(task: SegmentationTask, val_ds: ValCrops, client, run_id: str,
                       out_dir: Path) -> dict[str, float]:
     """Validation figures of the shipped weights, plus the confusion matrix and overlays."""
     from landcover.classes import CLASS_NAMES
@@ -192,12 +249,11 @@ def _final_validation(task: SegmentationTask, val_ds: ValCrops, trainer: pl.Trai
     samples = []
     with torch.inference_mode():
         for i in range(len(val_ds)):
-            x, y = val_ds[i]
-            pred = task(x[None]).argmax(1)[0].numpy()
-            cm += confusion_counts(pred, y.numpy(), ignore_index=IGNORE_INDEX)
+            x, y = task.prepare(default_collate([val_ds[i]]))
+            pred = task(x).argmax(1)[0].numpy()
+            cm += confusion_counts(pred, y[0].numpy(), ignore_index=IGNORE_INDEX)
             if len(samples) < 4 and i % max(1, len(val_ds) // 4) == 0:
-                tile, window = val_ds.items[i]
-                stack, label = val_ds.reader.read(tile, window)
+                stack, label = val_ds.raw(i)
                 samples.append((stack, label, np.where(label > 0, pred + 1, 0)))
     scores = scores_from_confusion(cm)
     figures = out_dir / "figures"

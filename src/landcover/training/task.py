@@ -16,6 +16,7 @@ from torchmetrics.classification import (
 
 from landcover.classes import CLASS_NAMES, NUM_CLASSES
 from landcover.model.network import build_network
+from landcover.training.batch import prepare
 from landcover.training.data import IGNORE_INDEX
 
 
@@ -34,10 +35,13 @@ class SegmentationTask(pl.LightningModule):
     def __init__(self, arch: str = "Unet", encoder: str = "resnet18", encoder_depth: int = 4,
                  encoder_weights: str | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
                  dice_weight: float = 0.5, class_weights: list[float] | None = None,
-                 epochs: int = 10) -> None:
+                 epochs: int = 10, norm_mean: list[float] | None = None, norm_std: list[float] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.network = build_network(arch, encoder, encoder_depth, encoder_weights)
+        # the loader ships raw uint16 crops; normalisation happens here, on the training device
+        self.register_buffer("norm_mean", torch.tensor(norm_mean or [0.0] * 40, dtype=torch.float32), persistent=False)
+        self.register_buffer("norm_std", torch.tensor(norm_std or [1.0] * 40, dtype=torch.float32), persistent=False)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
         self.dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_INDEX)
@@ -48,6 +52,13 @@ class SegmentationTask(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
+
+    def prepare(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw uint16 crops, uint8 labels, D4) -> (normalised float32 input, int64 targets)."""
+        return prepare(batch, self.norm_mean, self.norm_std)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.prepare(batch)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = self.ce(logits, y)

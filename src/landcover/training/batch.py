@@ -1,0 +1,45 @@
+"""Raw crops -> what the network trains on, on the device that trains (GPU or CPU).
+
+The same arithmetic as `model.normalization.normalize` (float32 `dn / scale - mean) / std`, nodata
+to 0), so training sees bit for bit what inference feeds the network on the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from landcover.bands import REFLECTANCE_SCALE
+from landcover.training.data import IGNORE_INDEX
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B, 40, H, W) integer DN -> float32 z-scores; 0 (nodata, or a dropped season) -> 0."""
+    dn = x.float()  # exact for uint16
+    z = dn / REFLECTANCE_SCALE
+    z = (z - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    return torch.where(dn > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
+
+
+def to_target(label: torch.Tensor) -> torch.Tensor:
+    """Codes 1..10 -> class indices 0..9; 0 and invalid codes -> IGNORE_INDEX."""
+    y = label.long()
+    return torch.where((y == 0) | (y > 10), IGNORE_INDEX, y - 1)
+
+
+def apply_d4(x: torch.Tensor, y: torch.Tensor, d4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: rotate k quarter turns (rows towards columns), then mirror left-right if asked."""
+    if not bool(d4.any()):
+        return x, y
+    xs, ys = [], []
+    for xi, yi, (k, flip) in zip(x, y, d4.tolist(), strict=True):
+        xi, yi = torch.rot90(xi, k, (1, 2)), torch.rot90(yi, k, (0, 1))
+        if flip:
+            xi, yi = xi.flip(-1), yi.flip(-1)
+        xs.append(xi)
+        ys.append(yi)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def prepare(batch, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x, label, d4 = batch
+    return apply_d4(normalize(x, mean, std), to_target(label), d4)
