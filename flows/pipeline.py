@@ -1,4 +1,4 @@
-"""Training pipeline flow: validate -> split -> train -> evaluate -> promote -> predict (test tiles).
+"""Training pipeline flow: validate -> split -> pack -> train -> evaluate -> promote -> predict (test tiles).
 
 Each task runs one stage through DVC (`dvc repro --single-item <stage>`), so the Prefect door and
 `dvc repro` execute the same command, stages whose inputs did not change are skipped, and
@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from landcover import reporting
 
-STAGES = ("validate", "split", "train", "evaluate", "promote", "predict", "areas")
+STAGES = ("validate", "split", "pack", "train", "evaluate", "promote", "predict", "areas")
 # stages whose failure is most likely transient I/O (tracking server, registry, object storage)
 RETRIES = {"promote": 2, "predict": 1}
 
@@ -60,6 +60,7 @@ def _publish(stage: str, repo: Path) -> None:
         "validate": ("validation-summary",
                      lambda: reporting.validation_markdown(repo / "reports/validation/summary.json")),
         "split": ("split-statistics", lambda: reporting.split_markdown(repo / "metrics/split.json")),
+        "pack": ("training-store", lambda: reporting.pack_markdown(repo / "metrics/pack.json")),
         "evaluate": ("evaluation-report", lambda: reporting.evaluation_markdown(repo / "metrics/evaluate.json")),
         "promote": ("promotion-decision", lambda: reporting.promotion_markdown(repo / "metrics/promotion.json")),
         "predict": ("inference-summary",

@@ -71,13 +71,24 @@ def tiny_split(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_dataset: Path, tiny_split: Path, mlflow_store: str, tmp_path_factory: pytest.TempPathFactory):
+def tiny_store(tiny_dataset: Path, tiny_split: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny split's train and val tiles packed (train.input: store, the default). Read-only."""
+    from landcover.pack.stage import run_pack
+
+    out = tmp_path_factory.mktemp("packed") / "store.zarr"
+    run_pack(load_params(REPO / "params.yaml"), tiny_dataset, tiny_split, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset: Path, tiny_split: Path, tiny_store: Path, mlflow_store: str,
+               tmp_path_factory: pytest.TempPathFactory):
     """A smoke-trained (fast_dev_run) model logged to the test store: real files, random skill."""
     from landcover.training.stage import run_train
 
     p = load_params(REPO / "params.yaml", TINY_TRAIN)
     out = tmp_path_factory.mktemp("model") / "candidate"
-    return run_train(p, tiny_dataset, tiny_split, out, fast_dev_run=True)
+    return run_train(p, tiny_dataset, tiny_split, out, fast_dev_run=True, store=tiny_store)
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,10 @@ def test_mosaic_and_labels_make_a_dataset_the_pipeline_trains_on(sources, tmp_pa
     split = work / "split.csv"
     out = run("split", "--data", str(data), "--out", str(split), "--valid", str(work / "validation/valid_tiles.csv"))
     assert str(work / "split.stats.json") in out and (work / "split.stats.json").is_file()
-    out = run("train", "--data", str(data), "--split", str(split), "--out", str(work / "model"))
+    out = run("pack", "--data", str(data), "--split", str(split), "--out", str(work / "store.zarr"))
+    assert (work / "store.json").is_file() and str(work / "store.json") in out
+    out = run("train", "--data", str(data), "--split", str(split), "--store", str(work / "store.zarr"),
+              "--out", str(work / "model"))
     assert (work / "model/train_metrics.json").is_file() and (work / "model/train_curves.csv").is_file()
     assert str(work / "model/train_metrics.json") in out
     run("evaluate", "--data", str(data), "--split", str(split), "--run", str(work / "model/run.json"),

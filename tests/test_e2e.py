@@ -308,7 +308,7 @@ def _check_prefect_runs(client, expected_ids: set) -> None:
                                   limit=200)
     task_states = {t.name: t.state.type for t in tasks}
     assert all(t == StateType.COMPLETED for t in task_states.values()), task_states
-    stages = {"validate", "split", "train", "evaluate", "promote", "predict"}
+    stages = {"validate", "split", "pack", "train", "evaluate", "promote", "predict"}
     assert stages <= set(task_states), f"missing DVC stage tasks: {sorted(stages - set(task_states))}"
     assert any(name.startswith("predict-") for name in task_states), task_states
 

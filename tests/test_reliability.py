@@ -21,6 +21,7 @@ from landcover.inference.stage import run_predict
 from landcover.model.bundle import ModelBundle
 from landcover.model.network import build_network
 from landcover.model.normalization import compute_norm_stats
+from landcover.split.splitfile import read_split
 from landcover.training.data import index_tiles
 
 
@@ -110,15 +111,35 @@ def test_training_data_loading_names_the_file(dataset_copy: Path, defect) -> Non
     tile = discover_tiles(dataset_copy)[0][0]
     bad = defect(tile)
     with pytest.raises((DataContractError, LandcoverError)) as info:
-        infos = index_tiles([tile], 32, (1,))
-        compute_norm_stats([tile])
-        from landcover.model.normalization import NormStats
         from landcover.training.data import ValCrops
+        from landcover.training.sources import GeoTiffSource
 
-        ds = ValCrops(infos, NormStats(np.zeros(40, np.float32), np.ones(40, np.float32)), 32, 4)
+        source = GeoTiffSource([tile])
+        infos = index_tiles(source, 32, (1,))
+        compute_norm_stats([tile])
+        ds = ValCrops(infos, source, 32, 4)
         for i in range(len(ds)):
             ds[i]
     assert bad.name in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("defect", CORPUS + [big_label], ids=lambda f: f.__name__)
+def test_packing_names_the_file_and_keeps_the_store(dataset_copy: Path, tmp_path: Path, defect) -> None:
+    from landcover.pack.stage import run_pack
+    from landcover.split.stage import run_split
+
+    p = load_params(REPO / "params.yaml")
+    split = tmp_path / "split.csv"
+    run_split(dataset_copy, split, tmp_path / "split.json", p)
+    out = tmp_path / "store.zarr"
+    run_pack(p, dataset_copy, split, out)
+    before = sorted(str(f) for f in out.rglob("*"))
+    tile = read_split(split, dataset_copy, "train")[0]
+    bad = defect(tile)
+    with pytest.raises((DataContractError, LandcoverError)) as info:
+        run_pack(p, dataset_copy, split, out)
+    assert bad.name in str(info.value), str(info.value)
+    assert sorted(str(f) for f in out.rglob("*")) == before  # the last good store is untouched
 
 
 @pytest.mark.parametrize("defect", CORPUS, ids=lambda f: f.__name__)
@@ -221,7 +242,11 @@ def test_raw_data_unchanged_by_the_whole_pipeline(dataset_copy, mlflow_store, tm
     monkeypatch.chdir(tmp_path)
     run_validation(dataset_copy, tmp_path / "val", p)
     run_split(dataset_copy, tmp_path / "split.csv", tmp_path / "split.json", p, tmp_path / "val" / "valid_tiles.csv")
-    trained = run_train(p, dataset_copy, tmp_path / "split.csv", tmp_path / "model", fast_dev_run=True)
+    from landcover.pack.stage import run_pack
+
+    run_pack(p, dataset_copy, tmp_path / "split.csv", tmp_path / "store.zarr")
+    trained = run_train(p, dataset_copy, tmp_path / "split.csv", tmp_path / "model", fast_dev_run=True,
+                        store=tmp_path / "store.zarr")
     run_evaluation(p, dataset_copy, tmp_path / "split.csv", trained.model_uri, tmp_path / "eval",
                    missing_seasons=False)
     run_predict(p, dataset_copy, tmp_path / "out", trained.model_uri)

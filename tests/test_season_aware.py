@@ -130,11 +130,12 @@ def test_the_ece_gate() -> None:
 
 
 @pytest.fixture(scope="module")
-def season_aware_model(tiny_dataset, tiny_split, mlflow_store, tmp_path_factory):
+def season_aware_model(tiny_dataset, tiny_split, tiny_store, mlflow_store, tmp_path_factory):
     from landcover.training.stage import run_train
 
     p = load_params(REPO / "params.yaml", {**TINY_TRAIN, "train.arch": "SeasonAwareUnet"})
-    return run_train(p, tiny_dataset, tiny_split, tmp_path_factory.mktemp("sa") / "candidate", fast_dev_run=True)
+    return run_train(p, tiny_dataset, tiny_split, tmp_path_factory.mktemp("sa") / "candidate", fast_dev_run=True,
+                     store=tiny_store)
 
 
 def test_the_season_aware_model_trains_calibrates_evaluates_and_predicts_probabilities(

@@ -18,9 +18,11 @@ import torch
 from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.errors import LandcoverError
-from landcover.model.normalization import NormStats
+from landcover.model.normalization import NormStats, normalize
 from landcover.split.splitfile import read_split
-from landcover.training.data import IGNORE_INDEX, TrainCrops, index_tiles, to_target
+from landcover.training import batch
+from landcover.training.data import IGNORE_INDEX, CropSampler, TrainCrops, index_tiles, to_target
+from landcover.training.sources import GeoTiffSource
 from landcover.training.stage import run_train, trainer_settings
 
 
@@ -49,34 +51,75 @@ def test_norm_stats_use_training_split_only(tiny_model, tiny_dataset: Path, tiny
     assert not np.allclose(saved.mean, test.mean, atol=1e-6)
 
 
-def test_crops_are_windows_with_augmentation_and_season_dropout(tiny_dataset: Path, tiny_split: Path) -> None:
-    tiles = read_split(tiny_split, tiny_dataset, "train")
-    infos = index_tiles(tiles, 32, (1, 3, 4))
-    norm = NormStats(np.full(40, 0.1, np.float32), np.full(40, 0.1, np.float32))
-    ds = TrainCrops(infos, norm, 32, 8, rare_share=1.0, season_dropout=1.0)
-    torch.manual_seed(0)
-    x, y = ds[0]
-    assert x.shape == (40, 32, 32) and y.shape == (32, 32) and y.dtype == torch.int64
-    blank = [(x[s * 10 : (s + 1) * 10] == 0).all().item() for s in range(4)]
+def test_crops_are_raw_windows_with_season_dropout_and_a_d4_draw(tiny_dataset: Path, tiny_split: Path) -> None:
+    source = GeoTiffSource(read_split(tiny_split, tiny_dataset, "train"))
+    infos = index_tiles(source, 32, (1, 3, 4))
+    ds = TrainCrops(infos, source, 32, 8, rare_share=1.0, season_dropout=1.0)
+    x, label, d4 = ds[0]
+    assert x.shape == (40, 32, 32) and x.dtype == torch.uint16 and label.dtype == torch.uint8
+    blank = [(x[s * 10 : (s + 1) * 10].float() == 0).all().item() for s in range(4)]
     assert sum(blank) == 3  # dropout never removes every season
-    assert set(np.unique(y.numpy())) <= set(range(10)) | {IGNORE_INDEX}
+    assert 0 <= int(d4[0]) < 4 and int(d4[1]) in (0, 1)
+    assert torch.equal(ds[0][0], x) and not torch.equal(ds[(0, 12345)][0], x)  # a crop is a function of its seed
 
 
 def test_rare_class_sampling_finds_rare_pixels(tiny_dataset: Path, tiny_split: Path) -> None:
-    tiles = read_split(tiny_split, tiny_dataset, "train")
-    infos = [i for i in index_tiles(tiles, 32, (1,)) if len(i.rare_rc)]
+    source = GeoTiffSource(read_split(tiny_split, tiny_dataset, "train"))
+    infos = [i for i in index_tiles(source, 32, (1,)) if len(i.rare_rc)]
     assert infos, "no road pixels in the tiny training split"
-    norm = NormStats(np.full(40, 0.1, np.float32), np.full(40, 0.1, np.float32))
-    biased = TrainCrops(infos, norm, 32, 16, rare_share=1.0, season_dropout=0.0, augment=False)
-    uniform = TrainCrops(infos, norm, 32, 16, rare_share=0.0, season_dropout=0.0, augment=False)
-    torch.manual_seed(1)
-    share = lambda ds: np.mean([(ds[i][1] == 0).float().mean().item() for i in range(len(ds))])  # noqa: E731
+    biased = TrainCrops(infos, source, 32, 16, rare_share=1.0, season_dropout=0.0, augment=False)
+    uniform = TrainCrops(infos, source, 32, 16, rare_share=0.0, season_dropout=0.0, augment=False)
+    share = lambda ds: np.mean([(ds[i][1] == 1).float().mean().item() for i in range(len(ds))])  # noqa: E731
     assert share(biased) > share(uniform)
 
 
 def test_to_target_ignores_unlabelled() -> None:
     t = to_target(np.array([[0, 1, 10, 11]], np.uint8))
     assert t.tolist() == [[IGNORE_INDEX, 0, 9, IGNORE_INDEX]]
+    assert batch.to_target(torch.tensor([[0, 1, 10, 11]], dtype=torch.uint8)).tolist() == t.tolist()
+
+
+def test_the_device_side_batch_equals_the_numpy_reference() -> None:
+    """Normalisation, targets and D4 on the training device give what the old CPU loader gave:
+    `normalize` (the inference function) then numpy rot90 and mirror."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 12000, (3, 40, 16, 16)).astype(np.uint16)
+    x[0, :10] = 0  # a dropped season
+    label = rng.integers(0, 12, (3, 16, 16)).astype(np.uint8)
+    d4 = torch.tensor([[0, 0], [1, 1], [3, 0]])
+    norm = NormStats(rng.uniform(0.05, 0.3, 40).astype(np.float32), rng.uniform(0.02, 0.2, 40).astype(np.float32))
+    got_x, got_y = batch.prepare((torch.from_numpy(x), torch.from_numpy(label), d4),
+                                 torch.from_numpy(norm.mean), torch.from_numpy(norm.std))
+    for i, (k, flip) in enumerate(d4.tolist()):
+        want_x, want_y = np.rot90(normalize(x[i], norm), k, axes=(1, 2)), np.rot90(to_target(label[i]), k)
+        if flip:
+            want_x, want_y = want_x[:, :, ::-1], want_y[:, ::-1]
+        assert np.array_equal(got_x[i].numpy(), want_x)  # bit for bit
+        assert np.array_equal(got_y[i].numpy(), want_y)
+
+
+def test_crop_sampler_splits_an_epoch_between_ranks_without_repeats(monkeypatch) -> None:
+    import landcover.training.data as data
+
+    def shares(world: int, epoch: int) -> list[list[tuple[int, int]]]:
+        out = []
+        for rank in range(world):
+            monkeypatch.setattr(data, "rank_and_world", lambda r=rank: (r, world))
+            sampler = CropSampler(103, seed=5)
+            sampler.set_epoch(epoch)
+            out.append(list(sampler))
+            assert len(sampler) == 103 // world
+        return out
+
+    two = shares(2, 0)
+    assert len(two[0]) == len(two[1]) == 51  # equal shares: DDP ranks step together; the odd item waits
+    assert not {i for i, _ in two[0]} & {i for i, _ in two[1]}
+    assert shares(2, 0) == two  # deterministic per epoch
+    assert shares(2, 1) != two  # and new each epoch
+    one = dict(shares(1, 0)[0])
+    assert all(one[i] == seed for share in two for i, seed in share)  # a crop's seed is (seed, epoch, index)
+    monkeypatch.setattr(data, "rank_and_world", lambda: (1, 2))
+    assert [i for i, _ in CropSampler(5, seed=5, shuffle=False)] == [1, 3]  # validation: every item once
 
 
 def test_trainer_settings_pick_precision_by_device() -> None:
@@ -93,11 +136,12 @@ def test_trainer_settings_pick_precision_by_device() -> None:
         ({"train.crop_size": 128}, "train.crop_size"),
     ],
 )
-def test_bad_params_fail_before_training(tiny_dataset, tiny_split, mlflow_store, tmp_path, override, message):
+def test_bad_params_fail_before_training(tiny_dataset, tiny_split, tiny_store, mlflow_store, tmp_path, override,
+                                         message):
     p = load_params(REPO / "params.yaml", {**TINY_TRAIN, **override})
     runs_before = len(mlflow.search_runs(search_all_experiments=True))
     with pytest.raises(LandcoverError, match=message.replace(".", r"\.")):
-        run_train(p, tiny_dataset, tiny_split, tmp_path / "m", fast_dev_run=True)
+        run_train(p, tiny_dataset, tiny_split, tmp_path / "m", fast_dev_run=True, store=tiny_store)
     assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before
 
 
@@ -105,16 +149,29 @@ def test_empty_training_split_is_an_error(tiny_dataset, mlflow_store, tmp_path) 
     split = tmp_path / "split.csv"
     split.write_text("city_id,tile_id,split\n")
     with pytest.raises(LandcoverError, match="training split is empty"):
-        run_train(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, split, tmp_path / "m")
+        run_train(load_params(REPO / "params.yaml", {**TINY_TRAIN, "train.input": "geotiff"}), tiny_dataset, split,
+                  tmp_path / "m")
 
 
-def test_unreachable_tracking_server_fails_fast(tiny_dataset, tiny_split, mlflow_store, tmp_path,
+def test_a_store_of_another_split_or_none_is_refused(tiny_dataset, tiny_split, tiny_store, mlflow_store,
+                                                     tmp_path) -> None:
+    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    other = tmp_path / "split.csv"
+    other.write_text(tiny_split.read_text().replace(",val", ",train", 1))
+    with pytest.raises(LandcoverError, match="packed from another split"):
+        run_train(p, tiny_dataset, other, tmp_path / "m", store=tiny_store)
+    with pytest.raises(LandcoverError, match="run `landcover pack`"):
+        run_train(p, tiny_dataset, tiny_split, tmp_path / "m", store=tmp_path / "nothing.zarr")
+
+
+def test_unreachable_tracking_server_fails_fast(tiny_dataset, tiny_split, tiny_store, mlflow_store, tmp_path,
                                                 monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on port 9
     start = time.perf_counter()
     try:
         with pytest.raises(LandcoverError, match="unreachable"):
-            run_train(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, tiny_split, tmp_path / "m")
+            run_train(load_params(REPO / "params.yaml", TINY_TRAIN), tiny_dataset, tiny_split, tmp_path / "m",
+                      store=tiny_store)
     finally:
         mlflow.set_tracking_uri(mlflow_store)
     assert time.perf_counter() - start < 60
@@ -122,13 +179,14 @@ def test_unreachable_tracking_server_fails_fast(tiny_dataset, tiny_split, mlflow
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_in_the_same_run(tiny_dataset, tiny_split, mlflow_store, tmp_path) -> None:
+def test_killed_training_resumes_in_the_same_run(tiny_dataset, tiny_split, tiny_store, mlflow_store, tmp_path) -> None:
     """SIGKILL mid-run, start again: it continues from last.ckpt in the same MLflow run."""
     out = tmp_path / "candidate"
     ckpts = tmp_path / "candidate-checkpoints"
     sets = [f"--set={k}={v}" for k, v in {**TINY_TRAIN, "train.epochs": 6, "train.crops_per_tile": 16}.items()]
     cmd = [sys.executable, "-m", "landcover.cli", "--params", str(REPO / "params.yaml"), *sets,
-           "train", "--data", str(tiny_dataset), "--split", str(tiny_split), "--out", str(out)]
+           "train", "--data", str(tiny_dataset), "--split", str(tiny_split), "--store", str(tiny_store),
+           "--out", str(out)]
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300

@@ -269,6 +269,7 @@ class PackParams(_Section):
     """`landcover pack`: the training store random crops are read from (docs/training-store.md)."""
 
     out: Path = Path("packed/store.zarr")
+    metrics: Path = Path("metrics/pack.json")  # the pipeline's; beside --out when a run names its own
     chunk: int = Field(64, ge=16)
     compression: Literal["none", "lz4", "zstd"] = "none"
     workers: int = Field(2, ge=1)

@@ -43,6 +43,17 @@ def split_markdown(stats_path: Path) -> str:
     )
 
 
+def pack_markdown(metrics_path: Path) -> str:
+    m = _load(metrics_path)
+    if not m:
+        return f"No training-store figures at `{metrics_path}`."
+    return (
+        f"# Training store\n\n{m['tiles_train']} train and {m['tiles_val']} val tiles packed in {m['build_s']} s: "
+        f"{m['store_mb']} MB, {m['store_to_geotiff_size']}x the GeoTIFFs' {m['geotiff_mb']} MB"
+        + (f"; {m['tiles_resumed']} tiles kept from an interrupted build" if m.get("tiles_resumed") else "") + ".\n"
+    )
+
+
 def evaluation_markdown(metrics_path: Path) -> str:
     m = _load(metrics_path)
     if not m:

@@ -16,11 +16,13 @@ def _run(args: argparse.Namespace, params: Params) -> int:
         print(f"packed [{done}/{total}] {key}", file=sys.stderr, flush=True)
 
     result = run_pack(params, args.data or params.data.root, args.split or params.split.out, args.out,
-                      progress=progress)
+                      args.metrics, progress=progress)
     tiles = ", ".join(f"{n} {s}" for s, n in result.tiles.items())
     print(f"packed {tiles} tiles into {result.out}: {result.bytes / 1e6:.1f} MB "
           f"({result.bytes / max(result.source_bytes, 1):.2f}x the GeoTIFFs' {result.source_bytes / 1e6:.1f} MB)"
+          + f" in {result.seconds:.1f} s"
           + (f"; {result.resumed} tiles kept from an interrupted build" if result.resumed else ""))
+    print(f"  figures in {result.metrics_path}")
     return 0
 
 
@@ -29,4 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="dataset root (params data.root)")
     p.add_argument("--split", type=Path, help="split file (params split.out)")
     p.add_argument("--out", type=Path, help="store folder (params pack.out)")
+    p.add_argument("--metrics", type=Path,
+                   help="store figures JSON (default OUT with .json with --out, else params pack.metrics)")
     p.set_defaults(handler=_run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
 from landcover.lineage import data_version_of, file_hash, params_hash
 from landcover.model.normalization import compute_norm_stats
+from landcover.outputs import side_output
 from landcover.pack.store import ATTR, StoredTile, StoreMeta
 from landcover.pack.writer import write_tile
 from landcover.parallel import thread_map
@@ -34,8 +36,16 @@ class PackResult:
     tiles: dict[str, int]
     bytes: int
     source_bytes: int
+    seconds: float
     resumed: int = 0
     written: list[str] = field(default_factory=list)
+    metrics_path: Path | None = None
+
+    def metrics(self) -> dict:
+        return {"tiles_train": self.tiles.get("train", 0), "tiles_val": self.tiles.get("val", 0),
+                "store_mb": round(self.bytes / 1e6, 1), "geotiff_mb": round(self.source_bytes / 1e6, 1),
+                "store_to_geotiff_size": round(self.bytes / max(self.source_bytes, 1), 3),
+                "build_s": round(self.seconds, 1), "tiles_resumed": self.resumed}
 
 
 def _tree_bytes(paths: list[Path]) -> int:
@@ -43,7 +53,10 @@ def _tree_bytes(paths: list[Path]) -> int:
 
 
 def run_pack(p: Params, data_root: Path, split_file: Path, out: Path | None = None,
-             progress=None) -> PackResult:
+             metrics_path: Path | None = None, progress=None) -> PackResult:
+    """Pack and write the store's figures (`metrics_path`; beside an explicit `out`, else params)."""
+    start = time.perf_counter()
+    metrics_path = side_output(metrics_path, out, lambda o: o.with_suffix(".json"), p.pack.metrics)
     out = Path(out or p.pack.out)
     splits = {s: read_split(split_file, data_root, s) for s in PACKED}
     for name, tiles in splits.items():
@@ -90,8 +103,12 @@ def run_pack(p: Params, data_root: Path, split_file: Path, out: Path | None = No
     build_path.unlink()
     _swap_into_place(partial, out)
     source = [f for _, t in jobs for f in t.files()]
-    return PackResult(out, {s: len(ts) for s, ts in splits.items()}, _tree_bytes([out]), _tree_bytes(source),
-                      resumed=len(jobs) - len(todo), written=written)
+    result = PackResult(out, {s: len(ts) for s, ts in splits.items()}, _tree_bytes([out]), _tree_bytes(source),
+                        time.perf_counter() - start, resumed=len(jobs) - len(todo), written=written,
+                        metrics_path=metrics_path)
+    if metrics_path is not None:
+        atomic_write_json(metrics_path, result.metrics())
+    return result
 
 
 def _swap_into_place(partial: Path, out: Path) -> None:
