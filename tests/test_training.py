@@ -207,3 +207,5 @@ def test_killed_training_resumes_in_the_same_run(tiny_dataset, tiny_split, tiny_
     assert len(history) >= 6  # every epoch, before and after the kill, in the one run
     final = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
     assert final == 5
+    curves = (out / "train_curves.csv").read_text().splitlines()[1:]  # epochs before the kill are kept
+    assert [int(row.split(",")[0]) for row in curves] == list(range(6))

@@ -53,6 +53,26 @@ def build_network(arch: str, encoder: str, encoder_depth: int = 5, encoder_weigh
     return model
 
 
+def freeze_unused(network: nn.Module, size: int = 64) -> list[str]:
+    """Stop training parameters no forward pass uses, and name them.
+
+    SMP keeps an encoder's deeper stages when `encoder_depth` < 5 (ResNet's layer4 at depth 4):
+    their weights never get a gradient. Single-device training does not mind; DDP refuses to run
+    ("parameters that were not used in producing the loss"). Frozen, they stay in the state dict,
+    so bundles keep their keys. Found by the two-process DDP test."""
+    was_training = network.training
+    network.eval()  # no BatchNorm statistics change from the probe
+    network.zero_grad(set_to_none=True)
+    network(torch.zeros(1, NUM_CHANNELS, size, size)).float().sum().backward()
+    unused = [name for name, p in network.named_parameters() if p.requires_grad and p.grad is None]
+    for name, p in network.named_parameters():
+        if name in unused:
+            p.requires_grad_(False)
+    network.zero_grad(set_to_none=True)
+    network.train(was_training)
+    return unused
+
+
 def _load_encoder_weights(module: nn.Module, weights: str, encoder: str, channels: int) -> None:
     """3-channel ImageNet weights from a local file into a 3-channel encoder, then its first
     convolution widened to `channels` the way SMP adapts its own pretrained weights."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ class CurvesCSV(pl.Callback):
         self.path = Path(path)
         self.rows: list[dict] = []
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.path.exists() and trainer.ckpt_path:  # resumed: keep earlier epochs
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # resumed: keep earlier epochs (the loop's epoch is restored by now; at on_fit_start it is still 0)
+        if self.path.exists() and trainer.ckpt_path:
             with self.path.open(newline="") as f:
                 self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < trainer.current_epoch]
 
@@ -70,6 +72,11 @@ class RankReport(pl.Callback):
 
     def __init__(self, folder: Path, sampler) -> None:
         self.folder, self.sampler, self.epochs = Path(folder), sampler, []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = self.folder / f"rank{trainer.global_rank}.json"
+        if path.exists() and trainer.ckpt_path:  # resumed: keep earlier epochs
+            self.epochs = [e for e in json.loads(path.read_text())["epochs"] if e["epoch"] < trainer.current_epoch]
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -142,7 +142,8 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     out_dir = Path(out_dir or t.out)
     ckpt_dir = Path(checkpoints or out_dir.parent / f"{out_dir.name}-checkpoints")
     check_arch_and_encoder(t.arch, t.encoder)
-    connect(p.tracking_uri(), p.mlflow.experiment)  # fail fast before any work
+    if zero:  # fail fast before any work; other ranks never talk to MLflow (two creating one SQLite store race)
+        connect(p.tracking_uri(), p.mlflow.experiment)
 
     pl.seed_everything(t.seed, workers=True)
     data = training_data(p, data_root, split_file, store)

@@ -15,7 +15,7 @@ from torchmetrics.classification import (
 )
 
 from landcover.classes import CLASS_NAMES, NUM_CLASSES
-from landcover.model.network import build_network
+from landcover.model.network import build_network, freeze_unused
 from landcover.training.batch import prepare
 from landcover.training.data import IGNORE_INDEX
 
@@ -39,6 +39,7 @@ class SegmentationTask(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.network = build_network(arch, encoder, encoder_depth, encoder_weights)
+        self.frozen = freeze_unused(self.network)  # DDP needs every trained parameter used
         # the loader ships raw uint16 crops; normalisation happens here, on the training device
         self.register_buffer("norm_mean", torch.tensor(norm_mean or [0.0] * 40, dtype=torch.float32), persistent=False)
         self.register_buffer("norm_std", torch.tensor(norm_std or [1.0] * 40, dtype=torch.float32), persistent=False)
@@ -80,7 +81,7 @@ class SegmentationTask(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         pred = logits.argmax(1)
         self.val_metrics.update(pred, y)
         self.val_confusion.update(pred, y)
