@@ -22,8 +22,9 @@ from landcover.pack.shards import MISSING, ShardedArray, StoreError, byte_source
 from landcover.pack.stage import run_pack
 from landcover.pack.store import PackedStore
 from landcover.split.splitfile import read_split
-from landcover.training.data import CropSampler, TrainCrops, ValCrops, index_tiles
+from landcover.training.data import BatchRing, CropSampler, TrainCrops, ValCrops, collate, index_tiles
 from landcover.training.sources import GeoTiffSource, StoreSource
+from landcover.training.stage import RING_SLOTS
 
 
 def _windows(rng: np.random.Generator, size: int, n: int) -> list[tuple[int, int, int, int]]:
@@ -34,7 +35,7 @@ def _windows(rng: np.random.Generator, size: int, n: int) -> list[tuple[int, int
     return out
 
 
-@pytest.mark.parametrize(("chunk", "compression"), [(64, "none"), (24, "none"), (16, "lz4"), (40, "zstd")])
+@pytest.mark.parametrize(("chunk", "compression"), [(128, "none"), (24, "none"), (16, "lz4"), (40, "zstd")])
 def test_store_windows_equal_the_geotiffs_and_zarrs_own_reads(tiny_dataset, tiny_split, tmp_path, chunk, compression):
     p = load_params(REPO / "params.yaml", {"pack.chunk": chunk, "pack.compression": compression})
     result = run_pack(p, tiny_dataset, tiny_split, tmp_path / "store.zarr")
@@ -48,11 +49,13 @@ def test_store_windows_equal_the_geotiffs_and_zarrs_own_reads(tiny_dataset, tiny
     for split, refs in tiles.items():
         for ref in refs:
             for row, col, h, w in _windows(rng, 64, 6):
-                x, y = store.read(split, ref.key, row, col, h, w)
+                pixels = store.read(split, ref.key, row, col, h, w)
                 window = Window(col, row, w, h)
-                assert np.array_equal(x, read_stack(ref, window)) and np.array_equal(y, read_label(ref, window))
-                assert np.array_equal(x, group[f"{split}/{ref.key}/x"][:, row:row + h, col:col + w])
-    assert (group[f"train/{tiles['train'][0].key}/x"].chunks) == (40, chunk, chunk)
+                assert np.array_equal(np.moveaxis(pixels[..., :40], -1, 0), read_stack(ref, window))
+                assert np.array_equal(pixels[..., 40], read_label(ref, window))
+                assert np.array_equal(pixels, group[f"{split}/{ref.key}/pixels"][row:row + h, col:col + w])
+            assert np.array_equal(store.label(split, ref.key), read_label(ref))
+    assert (group[f"train/{tiles['train'][0].key}/pixels"].chunks) == (chunk, chunk, 41)
 
 
 def test_a_store_streams_from_an_fsspec_url(tiny_store, tiny_dataset, tiny_split) -> None:
@@ -62,20 +65,20 @@ def test_a_store_streams_from_an_fsspec_url(tiny_store, tiny_dataset, tiny_split
     local = PackedStore(str(tiny_store))
     assert type(remote.source).__name__ == "FsspecBytes"
     for t in local.meta.tiles:
-        assert np.array_equal(remote.read(t.split, t.key, 5, 9, 40, 33)[0], local.read(t.split, t.key, 5, 9, 40, 33)[0])
+        assert np.array_equal(remote.read(t.split, t.key, 5, 9, 40, 33), local.read(t.split, t.key, 5, 9, 40, 33))
     fs.rm("/stores", recursive=True)
 
 
 def test_chunks_never_written_read_as_fill_and_a_damaged_index_is_named(tmp_path) -> None:
-    data = np.ones((2, 48, 48), np.uint16)
-    data[:, 16:32, 16:32] = 0  # an inner chunk of fill value: zarr leaves it out of the shard
-    array = zarr.create_array(str(tmp_path / "a"), shape=data.shape, dtype="uint16", chunks=(2, 16, 16),
-                              shards=(2, 48, 48), compressors=None, fill_value=0)
+    data = np.ones((48, 48, 2), np.uint16)
+    data[16:32, 16:32] = 0  # an inner chunk of fill value: zarr leaves it out of the shard
+    array = zarr.create_array(str(tmp_path / "a"), shape=data.shape, dtype="uint16", chunks=(16, 16, 2),
+                              shards=(48, 48, 2), compressors=None, fill_value=0)
     array[...] = data
     source, root = byte_source(str(tmp_path / "a"))
     reader = ShardedArray(source, root)
     assert reader.index()[1, 1, 0] == MISSING
-    assert np.array_equal(reader.read(10, 10, 30, 30), data[:, 10:40, 10:40])
+    assert np.array_equal(reader.read(10, 10, 30, 30), data[10:40, 10:40])
     with pytest.raises(StoreError, match="outside"):
         reader.read(40, 40, 10, 10)
     shard = tmp_path / "a/c/0/0/0"
@@ -109,8 +112,8 @@ def test_an_interrupted_pack_resumes_and_never_leaves_a_half_store(tiny_dataset,
     a, b = PackedStore(str(out)), PackedStore(str(fresh.out))
     assert a.meta.to_dict() == b.meta.to_dict()
     for t in a.meta.tiles:
-        assert np.array_equal(a.read(t.split, t.key, 0, 0, t.height, t.width)[0],
-                              b.read(t.split, t.key, 0, 0, t.height, t.width)[0])
+        assert np.array_equal(a.read(t.split, t.key, 0, 0, t.height, t.width),
+                              b.read(t.split, t.key, 0, 0, t.height, t.width))
 
 
 def test_store_and_geotiff_paths_give_the_same_crops(tiny_dataset, tiny_split, tiny_store) -> None:
@@ -132,8 +135,8 @@ def test_store_and_geotiff_paths_give_the_same_crops(tiny_dataset, tiny_split, t
         for item in sampler:
             a, b = datasets["store"][item], datasets["geotiff"][item]
             assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True)), item
-            dropped += sum(int((a[0][s * 10:(s + 1) * 10].float() == 0).all()) for s in range(4))
-            rotations.add(tuple(a[2].tolist()))
+            dropped += int(a.drop.sum())
+            rotations.add(tuple(a.d4.tolist()))
     assert dropped > 0 and len(rotations) == 8  # dropout happens and every D4 element is drawn
 
 
@@ -141,7 +144,13 @@ def test_store_crops_through_loader_workers(tiny_store) -> None:
     """Handles open per worker process after the fork; every validation crop arrives once."""
     source = StoreSource(PackedStore(str(tiny_store)), "val")
     ds = ValCrops(index_tiles(source, 32, ()), source, 32, 4)
-    loader = DataLoader(ds, batch_size=3, sampler=CropSampler(len(ds), 0, shuffle=False), num_workers=2)
-    got = torch.cat([x for x, _, _ in loader])
-    want = torch.stack([ds[i][0] for i in range(len(ds))])
-    assert torch.equal(got, want)
+    ds.ring = BatchRing(RING_SLOTS)  # as the training loaders: batches recycled in turn
+    loader = DataLoader(ds, batch_size=3, sampler=CropSampler(len(ds), 0, shuffle=False), num_workers=2,
+                        collate_fn=collate, prefetch_factor=2)
+    fresh = ValCrops(ds_infos := index_tiles(source, 32, ()), source, 32, 4)
+    seen = 0
+    for k, b in enumerate(loader):  # each batch checked before the next arrives, as training uses them
+        want = fresh.__getitems__(list(range(3 * k, 3 * k + len(b.pixels))))
+        assert torch.equal(b.pixels, want.pixels) and not b.d4.any() and not b.drop.any()
+        seen += len(b.pixels)
+    assert seen == len(ds) == len(ds_infos) * 4

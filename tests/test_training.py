@@ -51,16 +51,19 @@ def test_norm_stats_use_training_split_only(tiny_model, tiny_dataset: Path, tiny
     assert not np.allclose(saved.mean, test.mean, atol=1e-6)
 
 
-def test_crops_are_raw_windows_with_season_dropout_and_a_d4_draw(tiny_dataset: Path, tiny_split: Path) -> None:
+def test_crops_are_raw_windows_with_a_dropout_and_a_d4_draw(tiny_dataset: Path, tiny_split: Path) -> None:
     source = GeoTiffSource(read_split(tiny_split, tiny_dataset, "train"))
     infos = index_tiles(source, 32, (1, 3, 4))
     ds = TrainCrops(infos, source, 32, 8, rare_share=1.0, season_dropout=1.0)
-    x, label, d4 = ds[0]
-    assert x.shape == (40, 32, 32) and x.dtype == torch.uint16 and label.dtype == torch.uint8
-    blank = [(x[s * 10 : (s + 1) * 10].float() == 0).all().item() for s in range(4)]
-    assert sum(blank) == 3  # dropout never removes every season
+    pixels, d4, drop = ds[0]
+    assert pixels.shape == (32, 32, 41) and pixels.dtype == torch.uint16
+    assert drop.tolist().count(True) == 3  # dropout never removes every season
     assert 0 <= int(d4[0]) < 4 and int(d4[1]) in (0, 1)
-    assert torch.equal(ds[0][0], x) and not torch.equal(ds[(0, 12345)][0], x)  # a crop is a function of its seed
+    assert torch.equal(ds[0].pixels, pixels) and not torch.equal(ds[(0, 12345)].pixels, pixels)  # seeded per crop
+    x, y = batch.prepare(ds.__getitems__([0]), torch.full((40,), 0.1), torch.full((40,), 0.1))
+    blank = [(x[0, s * 10 : (s + 1) * 10] == 0).all().item() for s in range(4)]
+    assert blank == [bool(v) for v in drop.tolist()]
+    assert x.shape == (1, 40, 32, 32) and set(np.unique(y.numpy())) <= set(range(10)) | {IGNORE_INDEX}
 
 
 def test_rare_class_sampling_finds_rare_pixels(tiny_dataset: Path, tiny_split: Path) -> None:
@@ -69,7 +72,7 @@ def test_rare_class_sampling_finds_rare_pixels(tiny_dataset: Path, tiny_split: P
     assert infos, "no road pixels in the tiny training split"
     biased = TrainCrops(infos, source, 32, 16, rare_share=1.0, season_dropout=0.0, augment=False)
     uniform = TrainCrops(infos, source, 32, 16, rare_share=0.0, season_dropout=0.0, augment=False)
-    share = lambda ds: np.mean([(ds[i][1] == 1).float().mean().item() for i in range(len(ds))])  # noqa: E731
+    share = lambda ds: np.mean([(ds[i].pixels[..., 40] == 1).float().mean().item() for i in range(len(ds))])  # noqa: E731
     assert share(biased) > share(uniform)
 
 
@@ -80,18 +83,23 @@ def test_to_target_ignores_unlabelled() -> None:
 
 
 def test_the_device_side_batch_equals_the_numpy_reference() -> None:
-    """Normalisation, targets and D4 on the training device give what the old CPU loader gave:
-    `normalize` (the inference function) then numpy rot90 and mirror."""
+    """Dropout, normalisation, targets and D4 on the training device give what the old CPU loader
+    gave: seasons zeroed, `normalize` (the inference function), then numpy rot90 and mirror."""
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 12000, (3, 40, 16, 16)).astype(np.uint16)
-    x[0, :10] = 0  # a dropped season
-    label = rng.integers(0, 12, (3, 16, 16)).astype(np.uint8)
+    pixels = rng.integers(0, 12000, (3, 16, 16, 41)).astype(np.uint16)
+    pixels[..., 40] = rng.integers(0, 12, (3, 16, 16))
+    pixels[1, :4, :4, :10] = 0  # nodata
     d4 = torch.tensor([[0, 0], [1, 1], [3, 0]])
+    drop = torch.tensor([[True, False, False, False], [False, False, False, False], [False, True, False, True]])
     norm = NormStats(rng.uniform(0.05, 0.3, 40).astype(np.float32), rng.uniform(0.02, 0.2, 40).astype(np.float32))
-    got_x, got_y = batch.prepare((torch.from_numpy(x), torch.from_numpy(label), d4),
-                                 torch.from_numpy(norm.mean), torch.from_numpy(norm.std))
+    got_x, got_y = batch.prepare((torch.from_numpy(pixels), d4, drop), torch.from_numpy(norm.mean),
+                                 torch.from_numpy(norm.std))
     for i, (k, flip) in enumerate(d4.tolist()):
-        want_x, want_y = np.rot90(normalize(x[i], norm), k, axes=(1, 2)), np.rot90(to_target(label[i]), k)
+        stack = np.moveaxis(pixels[i, ..., :40], -1, 0).copy()
+        for s in np.flatnonzero(drop[i].numpy()):
+            stack[s * 10:(s + 1) * 10] = 0
+        want_x = np.rot90(normalize(stack, norm), k, axes=(1, 2))
+        want_y = np.rot90(to_target(pixels[i, ..., 40].astype(np.uint8)), k)
         if flip:
             want_x, want_y = want_x[:, :, ::-1], want_y[:, ::-1]
         assert np.array_equal(got_x[i].numpy(), want_x)  # bit for bit

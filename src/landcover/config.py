@@ -270,7 +270,7 @@ class PackParams(_Section):
 
     out: Path = Path("packed/store.zarr")
     metrics: Path = Path("metrics/pack.json")  # the pipeline's; beside --out when a run names its own
-    chunk: int = Field(64, ge=16)
+    chunk: int = Field(128, ge=16)
     compression: Literal["none", "lz4", "zstd"] = "none"
     workers: int = Field(2, ge=1)
 

@@ -2,10 +2,11 @@
 
 Layout (docs/training-store.md):
     <store>/zarr.json                       group; attributes["landcover_pack"] = StoreMeta
-    <store>/<split>/<city>/<tile>/x         (40, H, W) uint16, season-major bands
-    <store>/<split>/<city>/<tile>/label     (1, H, W) uint8, codes 0..10
-Each array is one shard file of inner chunks of `chunk` x `chunk` px holding every band, so a
-random crop reads a few contiguous byte ranges per chunk row and no other tile's bytes.
+    <store>/<split>/<city>/<tile>/pixels    (H, W, 41) uint16: the 40 season-major bands, then the label
+    <store>/<split>/<city>/<tile>/label     (H, W, 1) uint8: the label again, read whole to index rare classes
+Each array is one shard file of inner chunks of `chunk` x `chunk` px holding every band of those
+pixels (pixel-interleaved, as channels-last batches want them), so a random crop is a few long
+copies per pixel row and touches no other tile's bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from landcover.pack.shards import ShardedArray, StoreError, byte_source
 
 FORMAT = 1
 ATTR = "landcover_pack"
+PIXEL_BANDS = 41  # 40 reflectance bands and the label: one read per crop
+LABEL_BAND = 40
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,11 @@ class PackedStore:
             self.arrays[ref] = ShardedArray(self.source, f"{self.root}/{array_path(split, key, name)}")
         return self.arrays[ref]
 
-    def read(self, split: str, key: str, row: int, col: int, size_h: int, size_w: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """((40, h, w) uint16, (h, w) uint8) of one window."""
-        x = self.array(split, key, "x").read(row, col, size_h, size_w)
-        y = self.array(split, key, "label").read(row, col, size_h, size_w)[0]
-        return x, y
+    def read(self, split: str, key: str, row: int, col: int, size_h: int, size_w: int,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """(h, w, 41) uint16 of one window (bands then label), into `out` when given."""
+        return self.array(split, key, "pixels").read(row, col, size_h, size_w, out)
 
     def label(self, split: str, key: str) -> np.ndarray:
         t = self.by_key[(split, key)]
-        return self.array(split, key, "label").read(0, 0, t.height, t.width)[0]
+        return self.array(split, key, "label").read(0, 0, t.height, t.width)[..., 0]

@@ -9,7 +9,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from landcover.dataset import TileRef, check_tile, read_label, read_stack
-from landcover.pack.store import StoredTile, array_path
+from landcover.pack.store import LABEL_BAND, PIXEL_BANDS, StoredTile, array_path
 
 COMPRESSIONS = ("none", "lz4", "zstd")
 
@@ -22,16 +22,22 @@ def compressors(compression: str) -> list | None:
 
 
 def write_array(group: zarr.Group, path: str, data: np.ndarray, chunk: int, compression: str) -> None:
-    bands, height, width = data.shape
-    shard = (bands, math.ceil(height / chunk) * chunk, math.ceil(width / chunk) * chunk)
-    array = group.create_array(path, shape=data.shape, dtype=data.dtype, chunks=(bands, chunk, chunk),
+    """(H, W, bands) as one shard of chunk x chunk px inner chunks."""
+    height, width, bands = data.shape
+    shard = (math.ceil(height / chunk) * chunk, math.ceil(width / chunk) * chunk, bands)
+    array = group.create_array(path, shape=data.shape, dtype=data.dtype, chunks=(chunk, chunk, bands),
                                shards=shard, compressors=compressors(compression), fill_value=0, overwrite=True)
     array[...] = data
 
 
 def write_tile(group: zarr.Group, split: str, tile: TileRef, chunk: int, compression: str) -> StoredTile:
-    """Both arrays of one tile (the whole tile in memory once: 335 MB at 2048 px)."""
+    """Both arrays of one tile (the tile in memory twice, as read and interleaved: 0.7 GB at 2048 px)."""
     height, width = check_tile(tile)
-    write_array(group, array_path(split, tile.key, "x"), read_stack(tile), chunk, compression)
-    write_array(group, array_path(split, tile.key, "label"), read_label(tile)[None], chunk, compression)
+    label = read_label(tile)
+    pixels = np.empty((height, width, PIXEL_BANDS), np.uint16)
+    pixels[..., :LABEL_BAND] = np.moveaxis(read_stack(tile), 0, -1)
+    pixels[..., LABEL_BAND] = label
+    write_array(group, array_path(split, tile.key, "pixels"), pixels, chunk, compression)
+    del pixels
+    write_array(group, array_path(split, tile.key, "label"), label[..., None], chunk, compression)
     return StoredTile(tile.key, split, height, width)

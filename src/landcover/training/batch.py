@@ -1,20 +1,26 @@
-"""Raw crops -> what the network trains on, on the device that trains (GPU or CPU).
+"""Raw batches -> what the network trains on, on the device that trains (GPU or CPU).
 
-The same arithmetic as `model.normalization.normalize` (float32 `dn / scale - mean) / std`, nodata
-to 0), so training sees bit for bit what inference feeds the network on the CPU.
+Season dropout, normalisation, targets and the D4 transform run here, not in loader processes:
+the same arithmetic as `model.normalization.normalize` (float32 `(dn / scale - mean) / std`,
+nodata and dropped seasons to 0), so training sees bit for bit what inference feeds the network.
 """
 
 from __future__ import annotations
 
 import torch
 
-from landcover.bands import REFLECTANCE_SCALE
+from landcover.bands import NUM_BANDS, REFLECTANCE_SCALE
+from landcover.pack.store import LABEL_BAND
 from landcover.training.data import IGNORE_INDEX
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """(B, 40, H, W) integer DN -> float32 z-scores; 0 (nodata, or a dropped season) -> 0."""
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, drop: torch.Tensor | None = None
+              ) -> torch.Tensor:
+    """(B, 40, H, W) integer DN -> float32 z-scores; 0 (nodata) and the seasons in `drop` (B, 4) -> 0."""
     dn = x.float()  # exact for uint16
+    if drop is not None and bool(drop.any()):
+        keep = (~drop).to(dn.dtype).repeat_interleave(NUM_BANDS, dim=1)  # (B, 40)
+        dn = dn * keep[:, :, None, None]
     z = dn / REFLECTANCE_SCALE
     z = (z - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     return torch.where(dn > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
@@ -41,5 +47,7 @@ def apply_d4(x: torch.Tensor, y: torch.Tensor, d4: torch.Tensor) -> tuple[torch.
 
 
 def prepare(batch, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x, label, d4 = batch
-    return apply_d4(normalize(x, mean, std), to_target(label), d4)
+    """(pixels (B, c, c, 41), d4, drop) -> (x (B, 40, c, c) float32, y (B, c, c) int64)."""
+    pixels, d4, drop = batch
+    x = normalize(pixels[..., :LABEL_BAND].permute(0, 3, 1, 2), mean, std, drop)
+    return apply_d4(x, to_target(pixels[..., LABEL_BAND]), d4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from landcover.model.calibration import CalibrationCounts, fit_temperature
 from landcover.training.data import IGNORE_INDEX
@@ -17,7 +17,7 @@ MAX_PIXELS = 2_000_000  # a regular subsample of the labelled validation pixels 
 def _validation_logits(task: SegmentationTask, val_ds: Dataset, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     logits, targets = [], []
     for start in range(0, len(val_ds), batch):
-        x, y = task.prepare(default_collate([val_ds[i] for i in range(start, min(start + batch, len(val_ds)))]))
+        x, y = task.prepare(val_ds.__getitems__(list(range(start, min(start + batch, len(val_ds))))))
         out = task.network(x).float()
         keep = y != IGNORE_INDEX
         logits.append(out.permute(0, 2, 3, 1)[keep])

@@ -1,5 +1,6 @@
 """Where training crops come from: the packed store (the default) or the GeoTIFF tiles (small
-sets, and the reference the store is checked against). Both give raw pixels of one window;
+sets, and the reference the store is checked against). Both give the raw pixels of one window as
+(size, size, 41) uint16, the 40 bands then the label (the store's layout, channels-last);
 everything else (which window, dropout, D4, normalisation) is shared, so both paths train alike.
 """
 
@@ -13,17 +14,18 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from landcover.bands import SEASONS
+from landcover.bands import NUM_BANDS, SEASONS
 from landcover.dataset import DataContractError, TileRef, check_tile, read_label
-from landcover.pack.store import PackedStore
+from landcover.pack.store import LABEL_BAND, PIXEL_BANDS, PackedStore
 
 
 class CropSource(Protocol):
     def keys(self) -> list[str]: ...
     def shape(self, key: str) -> tuple[int, int]: ...
     def label(self, key: str) -> np.ndarray: ...
-    def read(self, key: str, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """((40, size, size) uint16, (size, size) uint8)."""
+    def read(self, key: str, row: int, col: int, size: int, out: np.ndarray | None = None) -> np.ndarray:
+        """(size, size, 41) uint16: bands, then the label; written into `out` when given."""
+        ...
 
 
 class _Readers:
@@ -73,10 +75,14 @@ class GeoTiffSource:
     def label(self, key: str) -> np.ndarray:
         return read_label(self.tiles[key])
 
-    def read(self, key: str, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, key: str, row: int, col: int, size: int, out: np.ndarray | None = None) -> np.ndarray:
         tile, window = self.tiles[key], Window(col, row, size, size)
-        stack = np.concatenate([self.readers.read(str(tile.season_path(s)), window) for s in SEASONS])
-        return stack, self.readers.read(str(tile.label_path), window, 1)
+        out = np.empty((size, size, PIXEL_BANDS), np.uint16) if out is None else out
+        for k, season in enumerate(SEASONS):
+            bands = self.readers.read(str(tile.season_path(season)), window)
+            out[..., k * NUM_BANDS:(k + 1) * NUM_BANDS] = np.moveaxis(bands, 0, -1)
+        out[..., LABEL_BAND] = self.readers.read(str(tile.label_path), window, 1)
+        return out
 
 
 class StoreSource:
@@ -95,5 +101,5 @@ class StoreSource:
     def label(self, key: str) -> np.ndarray:
         return self.store.label(self.split, key)
 
-    def read(self, key: str, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.store.read(self.split, key, row, col, size, size)
+    def read(self, key: str, row: int, col: int, size: int, out: np.ndarray | None = None) -> np.ndarray:
+        return self.store.read(self.split, key, row, col, size, size, out)

@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
 from landcover.config import Params
 from landcover.errors import LandcoverError
@@ -33,13 +33,22 @@ from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
 from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport
-from landcover.training.data import IGNORE_INDEX, CropSampler, TrainCrops, ValCrops, index_tiles
+from landcover.training.data import (
+    IGNORE_INDEX,
+    BatchRing,
+    CropSampler,
+    TrainCrops,
+    ValCrops,
+    collate,
+    index_tiles,
+)
 from landcover.training.sources import GeoTiffSource, StoreSource
 from landcover.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # the trained candidate: MLflow run and model URI (a DVC output)
 RESUME_FILE = "resume.json"
+RING_SLOTS = 8  # batch buffers per loader process (BatchRing): twice what can be in use at once
 
 
 @dataclass
@@ -122,7 +131,9 @@ def loaders(p: Params, data: TrainingData) -> tuple[DataLoader, DataLoader]:
     """Our samplers, not Lightning's DistributedSampler: per-epoch seeds and disjoint rank shares."""
     t = p.train
     kw = dict(batch_size=t.batch_size, num_workers=t.num_workers, pin_memory=t.pin_memory,
-              persistent_workers=t.num_workers > 0)
+              persistent_workers=t.num_workers > 0, collate_fn=collate)
+    # batches recycled in turn: the consumer holds two, each worker has up to prefetch_factor (2) queued
+    data.train.ring, data.val.ring = BatchRing(RING_SLOTS), BatchRing(RING_SLOTS)
     return (DataLoader(data.train, sampler=CropSampler(len(data.train), t.seed),
                        drop_last=len(data.train) > t.batch_size, **kw),
             DataLoader(data.val, sampler=CropSampler(len(data.val), t.seed, shuffle=False), **kw))
@@ -250,7 +261,7 @@ def _final_validation(task: SegmentationTask, val_ds: ValCrops, client, run_id: 
     samples = []
     with torch.inference_mode():
         for i in range(len(val_ds)):
-            x, y = task.prepare(default_collate([val_ds[i]]))
+            x, y = task.prepare(val_ds.__getitems__([i]))
             pred = task(x).argmax(1)[0].numpy()
             cm += confusion_counts(pred, y[0].numpy(), ignore_index=IGNORE_INDEX)
             if len(samples) < 4 and i % max(1, len(val_ds) // 4) == 0:
