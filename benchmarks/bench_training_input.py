@@ -80,9 +80,8 @@ def main() -> dict:
     from landcover.dataset import read_label, read_stack
     from landcover.pack.stage import run_pack
     from landcover.pack.store import PackedStore
-    from landcover.training.data import BatchRing, CropSampler, TrainCrops, collate, index_tiles
+    from landcover.training.data import RING_SLOTS, BatchRing, CropSampler, TrainCrops, collate, index_tiles
     from landcover.training.sources import GeoTiffSource, StoreSource
-    from landcover.training.stage import RING_SLOTS
 
     torch.set_num_threads(1)  # per core
     root = c.synth_dataset("train4x1024", 1024, cities=4, tiles_per_city=1, seed=11)

@@ -22,9 +22,8 @@ from landcover.pack.shards import MISSING, ShardedArray, StoreError, byte_source
 from landcover.pack.stage import run_pack
 from landcover.pack.store import PackedStore
 from landcover.split.splitfile import read_split
-from landcover.training.data import BatchRing, CropSampler, TrainCrops, ValCrops, collate, index_tiles
+from landcover.training.data import RING_SLOTS, BatchRing, CropSampler, TrainCrops, ValCrops, collate, index_tiles
 from landcover.training.sources import GeoTiffSource, StoreSource
-from landcover.training.stage import RING_SLOTS
 
 
 def _windows(rng: np.random.Generator, size: int, n: int) -> list[tuple[int, int, int, int]]:

@@ -36,6 +36,7 @@ from landcover.pack.store import LABEL_BAND, PIXEL_BANDS
 from landcover.training.sources import CropSource
 
 IGNORE_INDEX = 255
+RING_SLOTS = 8  # batch buffers per loader process (BatchRing): twice what can be in use at once
 MADV_HUGEPAGE = 14
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 

@@ -35,6 +35,7 @@ from landcover.training.calibrate import calibrate
 from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport
 from landcover.training.data import (
     IGNORE_INDEX,
+    RING_SLOTS,
     BatchRing,
     CropSampler,
     TrainCrops,
@@ -48,7 +49,6 @@ from landcover.training.task import SegmentationTask
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"  # the trained candidate: MLflow run and model URI (a DVC output)
 RESUME_FILE = "resume.json"
-RING_SLOTS = 8  # batch buffers per loader process (BatchRing): twice what can be in use at once
 
 
 @dataclass
