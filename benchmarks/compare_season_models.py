@@ -93,6 +93,7 @@ def main() -> dict:
     import mlflow
 
     from landcover.config import load_params
+    from landcover.pack.stage import run_pack
     from landcover.training.stage import run_train
 
     root, split = demo_data()
@@ -105,11 +106,12 @@ def main() -> dict:
     cwd = os.getcwd()
     os.chdir(work)  # run_train writes metrics/ and plots/ relative to the working directory
     try:
+        store = run_pack(load_params(c.REPO / "params.yaml"), root, split, work / "store.zarr").out
         for arch in ARCHS:
             p = load_params(c.REPO / "params.yaml", {"train.arch": arch, **quick})
             c.log(f"training {arch} ({p.train.epochs} epochs max)")
             t0 = time.perf_counter()
-            trained = run_train(p, root, split, work / arch)
+            trained = run_train(p, root, split, work / arch, store=store)
             train_s = time.perf_counter() - t0
             entry = {"train_s": c.rnd(train_s, 1), "temperature": trained.metrics.get("calibration_temperature"),
                      "val_miou": trained.metrics.get("val_miou"), **cost(arch, p)}
