@@ -5,6 +5,7 @@ are the GeoTIFF path's crops."""
 from __future__ import annotations
 
 import json
+import os
 
 import fsspec
 import numpy as np
@@ -18,7 +19,7 @@ from conftest import REPO
 from landcover.config import load_params
 from landcover.dataset import read_label, read_stack
 from landcover.pack import stage as pack_stage
-from landcover.pack.shards import MISSING, ShardedArray, StoreError, byte_source
+from landcover.pack.shards import MISSING, LocalBytes, ShardedArray, StoreError, _ranges, byte_source
 from landcover.pack.stage import run_pack
 from landcover.pack.store import PackedStore
 from landcover.split.splitfile import read_split
@@ -88,7 +89,31 @@ def test_chunks_never_written_read_as_fill_and_a_damaged_index_is_named(tmp_path
         ShardedArray(*byte_source(str(tmp_path / "a"))).read(0, 0, 4, 4)
 
 
-def test_an_interrupted_pack_resumes_and_never_leaves_a_half_store(tiny_dataset, tiny_split, tmp_path, monkeypatch):
+def test_arrays_without_a_shard_read_as_fill_and_few_files_stay_mapped(tmp_path) -> None:
+    """An all-zero array gets no shard file from zarr (a label with nothing labelled); a reader
+    over more shards than it may keep mapped unmaps the oldest and still reads right."""
+    zarr.create_array(str(tmp_path / "empty"), shape=(40, 40, 1), dtype="uint8", chunks=(16, 16, 1),
+                      shards=(48, 48, 1), compressors=None, fill_value=0)[...] = 0
+    assert not (tmp_path / "empty/c/0/0/0").exists()
+    assert not ShardedArray(*byte_source(str(tmp_path / "empty"))).read(3, 4, 20, 30).any()
+    source = LocalBytes(max_open=2)
+    arrays = []
+    for k in range(5):
+        data = np.full((32, 32, 3), k + 1, np.uint16)
+        zarr.create_array(str(tmp_path / f"a{k}"), shape=data.shape, dtype="uint16", chunks=(16, 16, 3),
+                          shards=(32, 32, 3), compressors=None, fill_value=0)[...] = data
+        arrays.append(ShardedArray(source, str(tmp_path / f"a{k}")))
+    for _ in range(2):
+        for k, a in enumerate(arrays):
+            assert (a.read(8, 8, 16, 16) == k + 1).all()
+            assert len(source.maps) <= 2
+
+
+def test_prefetch_ranges_merge_only_touching_chunks() -> None:
+    assert _ranges([(300, 100), (0, 100), (100, 100)]) == [(0, 200), (300, 100)]  # zarr's Morton order
+
+
+def test_an_interrupted_pack_resumes_and_never_leaves_a_half_store(dataset_copy, tiny_split, tmp_path, monkeypatch):
     p = load_params(REPO / "params.yaml", {"pack.workers": 1})
     out = tmp_path / "store.zarr"
     calls = {"n": 0}
@@ -102,12 +127,21 @@ def test_an_interrupted_pack_resumes_and_never_leaves_a_half_store(tiny_dataset,
 
     monkeypatch.setattr(pack_stage, "write_tile", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
-        run_pack(p, tiny_dataset, tiny_split, out)
+        run_pack(p, dataset_copy, tiny_split, out)
     assert not out.exists() and (tmp_path / "store.zarr.partial").is_dir()
     monkeypatch.setattr(pack_stage, "write_tile", real)
-    resumed = run_pack(p, tiny_dataset, tiny_split, out)
+    resumed = run_pack(p, dataset_copy, tiny_split, out)
     assert resumed.resumed == 3 and not (tmp_path / "store.zarr.partial").exists()
-    fresh = run_pack(p, tiny_dataset, tiny_split, tmp_path / "fresh.zarr")
+    # a tile whose file changed since is packed again, not kept
+    monkeypatch.setattr(pack_stage, "write_tile", dies_on_the_fourth)
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        run_pack(p, dataset_copy, tiny_split, tmp_path / "again.zarr")
+    first = read_split(tiny_split, dataset_copy, "train")[0]
+    os.utime(first.label_path, ns=(first.label_path.stat().st_atime_ns, first.label_path.stat().st_mtime_ns + 10**9))
+    monkeypatch.setattr(pack_stage, "write_tile", real)
+    assert run_pack(p, dataset_copy, tiny_split, tmp_path / "again.zarr").resumed == 0
+    fresh = run_pack(p, dataset_copy, tiny_split, tmp_path / "fresh.zarr")
     a, b = PackedStore(str(out)), PackedStore(str(fresh.out))
     assert a.meta.to_dict() == b.meta.to_dict()
     for t in a.meta.tiles:

@@ -128,6 +128,8 @@ def test_crop_sampler_splits_an_epoch_between_ranks_without_repeats(monkeypatch)
     assert all(one[i] == seed for share in two for i, seed in share)  # a crop's seed is (seed, epoch, index)
     monkeypatch.setattr(data, "rank_and_world", lambda: (1, 2))
     assert [i for i, _ in CropSampler(5, seed=5, shuffle=False)] == [1, 3]  # validation: every item once
+    with pytest.raises(LandcoverError, match="1 crops cannot be shared by 2 ranks"):
+        len(CropSampler(1, seed=5, shuffle=False))  # a rank without validation batches would hang the others
 
 
 def test_trainer_settings_pick_precision_by_device() -> None:

@@ -35,39 +35,74 @@ class StoreError(LandcoverError, ValueError):
 class ByteSource(Protocol):
     def read(self, path: str, offset: int, size: int) -> bytes | memoryview: ...
     def size(self, path: str) -> int: ...
+    def exists(self, path: str) -> bool: ...
     def text(self, path: str) -> str: ...
+
+
+def _open_limit() -> int:
+    """Mappings kept open per process: each holds a file descriptor until it is unmapped. The soft
+    open-file limit is raised to the hard one (at most 65,536) so a full training split's shards
+    (3,025 at 2048 px) stay mapped; half of it goes to the store."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+    except (ImportError, ValueError, OSError):
+        return 256
+    return 4096 if soft == resource.RLIM_INFINITY else max(16, min(4096, soft // 2))
+
+
+class Mapped:
+    """One mapped file and what readers derived from it (chunk views). Dropping the entry drops
+    the views with it, which is what unmaps the file and closes its descriptor."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self.mapped, self.view, self.derived = mapped, memoryview(mapped), {}
 
 
 class LocalBytes:
     """Byte ranges of memory-mapped files: a chunk is read where the page cache holds it, with no
-    copy into a buffer first (per process: mappings are not shared across forks)."""
+    copy into a buffer first (per process: mappings are not shared across forks). At most
+    `max_open` files stay mapped, least recently used first out: a continental store has
+    thousands of shards, above the open-file limit."""
 
-    def __init__(self, max_open: int = 256) -> None:
-        self.max_open, self.pid = max_open, -1
-        self.maps: OrderedDict[str, tuple[mmap.mmap, memoryview]] = OrderedDict()
+    def __init__(self, max_open: int | None = None) -> None:
+        self.max_open, self.pid = max_open or _open_limit(), -1
+        self.maps: OrderedDict[str, Mapped] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"max_open": self.max_open, "pid": -1, "maps": OrderedDict()}
 
-    def _mapping(self, path: str) -> tuple[mmap.mmap, memoryview]:
+    def entry(self, path: str) -> Mapped:
         if self.pid != os.getpid():
             self.maps, self.pid = OrderedDict(), os.getpid()
         entry = self.maps.get(path)
         if entry is None:
             try:
                 with open(path, "rb") as f:
-                    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                    entry = Mapped(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
             except (OSError, ValueError) as exc:
                 raise StoreError(f"{path}: cannot map: {exc}") from exc
-            entry = self.maps[path] = (mapped, memoryview(mapped))
+            self.maps[path] = entry
             while len(self.maps) > self.max_open:
-                self.maps.popitem(last=False)  # unmapped once no array still views it
+                self.maps.popitem(last=False)  # unmapped once nothing views it any more
         else:
             self.maps.move_to_end(path)
         return entry
 
+    def _mapping(self, path: str) -> tuple[mmap.mmap, memoryview]:
+        entry = self.entry(path)
+        return entry.mapped, entry.view
+
     def _map(self, path: str) -> memoryview:
-        return self._mapping(path)[1]
+        return self.entry(path).view
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(path)
 
     def prefetch(self, path: str, ranges: list[tuple[int, int]]) -> None:
         """Start reading every range not yet in the page cache at once (MADV_WILLNEED): on a cold
@@ -126,6 +161,9 @@ class FsspecBytes:
     def size(self, path: str) -> int:
         return int(self._fs().size(path))
 
+    def exists(self, path: str) -> bool:
+        return bool(self._fs().exists(path))
+
     def text(self, path: str) -> str:
         try:
             return self._fs().cat_file(path).decode()
@@ -182,27 +220,37 @@ class ShardLayout:
                    np.dtype(meta["data_type"]), names[1:] == ["blosc"], int(meta.get("fill_value") or 0))
 
 
+def _ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte ranges of some chunks, adjacent ones merged. zarr writes a shard's inner chunks in
+    Morton (Z) order, so a row of chunks is not one run of bytes."""
+    merged: list[list[int]] = []
+    for offset, size in sorted(spans):
+        if merged and merged[-1][0] + merged[-1][1] == offset:
+            merged[-1][1] += size
+        else:
+            merged.append([offset, size])
+    return [(o, n) for o, n in merged]
+
+
 class ShardedArray:
-    """One array of the store: its layout and shard index are read on first use and kept."""
+    """One array of the store: its layout and shard index are read on first use and kept (a few
+    KB); chunk views live with the file's mapping (`LocalBytes`), which is bounded."""
 
     def __init__(self, source: ByteSource, path: str) -> None:
         self.source, self.path = source, path
         self.shard_path = f"{path}/c/0/0/0"
         self._layout: ShardLayout | None = None
         self._index: np.ndarray | None = None
-        self._views: tuple[int, list[list[np.ndarray | None]], list[list[tuple[int, int]]]] | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_views": None}  # views of this process's mapping: never pickled
 
     def _chunk_views(self) -> tuple[list[list[np.ndarray | None]], list[list[tuple[int, int]]]] | None:
-        """Every inner chunk as an array over the mapped shard, and its byte range, built once per
-        process: a crop then costs its copies and nothing per chunk (local, uncompressed stores)."""
+        """Every inner chunk as an array over the mapped shard, and its byte range, built when the
+        shard is mapped: a crop then costs its copies and nothing per chunk (local, uncompressed)."""
         lay = self.layout
         if lay.blosc or not isinstance(self.source, LocalBytes):
             return None
-        if self._views is None or self._views[0] != os.getpid():
-            whole = np.frombuffer(self.source.read(self.shard_path, 0, self.source.size(self.shard_path)), np.uint8)
+        entry = self.source.entry(self.shard_path)
+        if "chunks" not in entry.derived:
+            whole = np.frombuffer(entry.view, np.uint8)
             ch, cw = lay.chunk
             nbytes = ch * cw * lay.shape[2] * lay.dtype.itemsize
             views, spans = [], []
@@ -213,12 +261,13 @@ class ShardedArray:
                         views[-1].append(None)
                         spans[-1].append((0, 0))
                         continue
-                    if size != nbytes:
-                        raise StoreError(f"{self.shard_path}: chunk {ci},{cj} holds {size} bytes, expected {nbytes}")
+                    if size != nbytes or offset + size > len(whole):
+                        raise StoreError(f"{self.shard_path}: chunk {ci},{cj} holds {size} bytes at {offset}, "
+                                         f"expected {nbytes} within the file's {len(whole)}")
                     views[-1].append(whole[offset:offset + size].view(lay.dtype).reshape(ch, cw, lay.shape[2]))
                     spans[-1].append((offset, size))
-            self._views = (os.getpid(), views, spans)
-        return self._views[1], self._views[2]
+            entry.derived["chunks"] = (views, spans)
+        return entry.derived["chunks"]
 
     @property
     def layout(self) -> ShardLayout:
@@ -232,10 +281,15 @@ class ShardedArray:
         return self._layout
 
     def index(self) -> np.ndarray:
+        """(rows, cols, 2) offset and size of each inner chunk. An array zarr wrote no shard for
+        (every value the fill value, e.g. a label with nothing labelled) has every chunk missing."""
         if self._index is None:
             from google_crc32c import value as crc32c
 
             n = self.layout.grid[0] * self.layout.grid[1]
+            if not self.source.exists(self.shard_path):
+                self._index = np.full((*self.layout.grid, 2), MISSING, np.uint64)
+                return self._index
             size = n * 16 + 4
             raw = self.source.read(self.shard_path, self.source.size(self.shard_path) - size, size)
             body, (crc,) = bytes(raw[:-4]), struct.unpack("<I", raw[-4:])
@@ -246,8 +300,8 @@ class ShardedArray:
 
     def read(self, row: int, col: int, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
         """(height, width, bands) window, into `out` if given (a slot of a batch: no copy after);
-        chunks never written come back as the fill value. Each chunk row of the window is one
-        contiguous run per pixel row, so a crop costs few, long copies."""
+        chunks never written come back as the fill value. Within a chunk each pixel row is one
+        contiguous run, so a crop costs few, long copies."""
         lay = self.layout
         rows, cols, bands = lay.shape
         if row < 0 or col < 0 or row + height > rows or col + width > cols:
@@ -256,18 +310,17 @@ class ShardedArray:
         ch, cw = lay.chunk
         if out is None:
             out = np.empty((height, width, bands), lay.dtype)
-        chunk_bytes = ch * cw * bands * lay.dtype.itemsize
-        scratch = np.empty((ch, cw, bands), lay.dtype) if lay.blosc else None
         top, bottom = row // ch, (row + height - 1) // ch
         first, last = col // cw, (col + width - 1) // cw
+        if (index[top:bottom + 1, first:last + 1, 0] == MISSING).all():
+            out[...] = lay.fill
+            return out
         local = self._chunk_views()
         if local is not None:  # the fast path: chunk arrays over the mapping
             views, spans = local
+            self.source.prefetch(self.shard_path, _ranges([spans[ci][cj] for ci in range(top, bottom + 1)
+                                                           for cj in range(first, last + 1) if spans[ci][cj][1]]))
             for ci in range(top, bottom + 1):
-                present = [spans[ci][cj] for cj in range(first, last + 1) if spans[ci][cj][1]]
-                if present:  # start reading the row's chunks at once (cold cache: parallel I/O)
-                    start = present[0][0]
-                    self.source.prefetch(self.shard_path, [(start, present[-1][0] + present[-1][1] - start)])
                 r0 = ci * ch
                 rs, re_ = max(row, r0), min(row + height, r0 + ch)
                 for cj in range(first, last + 1):
@@ -280,15 +333,11 @@ class ShardedArray:
                     else:
                         target[...] = chunk[rs - r0:re_ - r0, cs - c0:ce - c0]
             return out
-        if hasattr(self.source, "prefetch"):  # one range per chunk row: its chunks lie end to end
-            spans = []
-            for ci in range(top, bottom + 1):
-                present = index[ci, first:last + 1]
-                present = present[present[:, 0] != MISSING]
-                if len(present):
-                    start = int(present[:, 0].min())
-                    spans.append((start, int((present[:, 0] + present[:, 1]).max()) - start))
-            self.source.prefetch(self.shard_path, spans)
+        chunk_bytes = ch * cw * bands * lay.dtype.itemsize
+        scratch = np.empty((ch, cw, bands), lay.dtype) if lay.blosc else None
+        if hasattr(self.source, "prefetch"):
+            window = index[top:bottom + 1, first:last + 1].reshape(-1, 2)
+            self.source.prefetch(self.shard_path, _ranges([(int(o), int(n)) for o, n in window if o != MISSING]))
         for ci in range(top, bottom + 1):
             r0 = ci * ch
             rs, re_ = max(row, r0), min(row + height, r0 + ch)

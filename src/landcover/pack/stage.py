@@ -21,7 +21,7 @@ from landcover.io_utils import atomic_write_json
 from landcover.lineage import data_version_of, file_hash, params_hash
 from landcover.model.normalization import compute_norm_stats
 from landcover.outputs import side_output
-from landcover.pack.store import ATTR, StoredTile, StoreMeta
+from landcover.pack.store import ATTR, FORMAT, PIXEL_BANDS, StoredTile, StoreMeta
 from landcover.pack.writer import write_tile
 from landcover.parallel import thread_map
 from landcover.split.splitfile import read_split
@@ -63,9 +63,13 @@ def run_pack(p: Params, data_root: Path, split_file: Path, out: Path | None = No
         if not tiles:
             raise LandcoverError(f"{split_file}: no {name} tiles to pack")
     partial = out.with_name(out.name + ".partial")
-    build = {"split_hash": file_hash(split_file), "data_version": data_version_of(data_root),
-             "settings": params_hash(p.pack.model_dump(mode="json", exclude={"out", "workers"})),
-             "tiles": {s: [t.key for t in ts] for s, ts in splits.items()}}
+    _recover(out)
+    # what a partial build is of: a tile kept from it must come from the same bytes (sizes and
+    # modification times: `data_version` is "untracked" for a dataset without a .dvc file)
+    build = {"format": [FORMAT, PIXEL_BANDS], "split_hash": file_hash(split_file),
+             "data_version": data_version_of(data_root),
+             "settings": params_hash(p.pack.model_dump(mode="json", exclude={"out", "workers", "metrics"})),
+             "tiles": {s: {t.key: _stamp(t) for t in ts} for s, ts in splits.items()}}
     build_path = partial / BUILD_FILE
     if partial.exists() and (not build_path.exists() or json.loads(build_path.read_text()) != build):
         shutil.rmtree(partial)  # a partial build of other inputs: start again
@@ -109,6 +113,20 @@ def run_pack(p: Params, data_root: Path, split_file: Path, out: Path | None = No
     if metrics_path is not None:
         atomic_write_json(metrics_path, result.metrics())
     return result
+
+
+def _stamp(tile) -> list:
+    try:
+        return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in tile.files()]
+    except OSError:
+        return []  # a missing file is reported, with its name, when the tile is packed
+
+
+def _recover(out: Path) -> None:
+    """A swap killed between its two renames leaves the last good store at `<out>.old`: put it back."""
+    old = out.with_name(out.name + ".old")
+    if old.exists() and not out.exists():
+        old.rename(out)
 
 
 def _swap_into_place(partial: Path, out: Path) -> None:

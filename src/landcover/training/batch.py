@@ -2,7 +2,8 @@
 
 Season dropout, normalisation, targets and the D4 transform run here, not in loader processes:
 the same arithmetic as `model.normalization.normalize` (float32 `(dn / scale - mean) / std`,
-nodata and dropped seasons to 0), so training sees bit for bit what inference feeds the network.
+nodata and dropped seasons to 0), so training sees what inference feeds the network: bit for bit
+on the CPU (tested), the same IEEE operations on CUDA.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, drop: torc
     if drop is not None and bool(drop.any()):
         keep = (~drop).to(dn.dtype).repeat_interleave(NUM_BANDS, dim=1)  # (B, 40)
         dn = dn * keep[:, :, None, None]
-    z = dn / REFLECTANCE_SCALE
+    z = dn / torch.full((), REFLECTANCE_SCALE, device=dn.device)  # a tensor: CUDA would multiply by 1/scale
     z = (z - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     return torch.where(dn > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
 

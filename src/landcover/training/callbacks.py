@@ -88,3 +88,24 @@ class RankReport(pl.Callback):
                             "val_miou": round(float(m["val_miou"]), 6) if "val_miou" in m else None})
         atomic_write_json(self.folder / f"rank{trainer.global_rank}.json",
                           {"rank": trainer.global_rank, "world_size": trainer.world_size, "epochs": self.epochs})
+
+
+class SameResume(pl.Callback):
+    """Every rank must make the same resume decision, or they run different epochs and hang. Each
+    decides from `resume.json` and `last.ckpt` in the checkpoint folder, so that folder must be
+    shared by every node; a rank that sees otherwise stops them all with the reason."""
+
+    def __init__(self, resumed: bool, folder: Path) -> None:
+        self.resumed, self.folder = resumed, Path(folder)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size < 2:
+            return
+        import torch
+
+        flags = trainer.strategy.all_gather(torch.tensor([int(self.resumed)], device=pl_module.device))
+        if int(flags.min()) != int(flags.max()):
+            from landcover.errors import LandcoverError
+
+            raise LandcoverError(f"{self.folder}: some ranks found a run to resume there and some did not; the "
+                                 "checkpoint folder must be one folder shared by every node")

@@ -79,6 +79,9 @@ class BatchRing:
     def __init__(self, size: int) -> None:
         self.size, self.pid, self.slots, self.turn = size, -1, [], 0
 
+    def __getstate__(self) -> dict:
+        return {"size": self.size, "pid": -1, "slots": [], "turn": 0}  # each process fills its own
+
     def take(self, n: int, crop: int) -> Batch:
         if self.pid != os.getpid():
             self.pid, self.slots, self.turn = os.getpid(), [], 0
@@ -160,6 +163,9 @@ class CropSampler(Sampler):
 
     def _share(self) -> np.ndarray:
         rank, world = rank_and_world()
+        if self.n < world:
+            raise DataContractError(f"{self.n} crops cannot be shared by {world} ranks: every rank needs at least one "
+                                    "(more tiles or train.val_crops_per_tile / train.crops_per_tile)")
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle \
             else np.arange(self.n)
         if not self.shuffle:  # validation: every item once over all ranks
@@ -215,7 +221,11 @@ class TrainCrops(Dataset):
         return batch
 
     def __getitem__(self, item: int | tuple[int, int]) -> Batch:
-        return Batch(*(t[0] for t in self.__getitems__([item])))
+        ring, self.ring = self.ring, None  # a single item is the caller's to keep: never recycled
+        try:
+            return Batch(*(t[0] for t in self.__getitems__([item])))
+        finally:
+            self.ring = ring
 
 
 class ValCrops(Dataset):
@@ -252,4 +262,8 @@ class ValCrops(Dataset):
         return batch
 
     def __getitem__(self, item: int | tuple[int, int]) -> Batch:
-        return Batch(*(t[0] for t in self.__getitems__([item])))
+        ring, self.ring = self.ring, None  # a single item is the caller's to keep: never recycled
+        try:
+            return Batch(*(t[0] for t in self.__getitems__([item])))
+        finally:
+            self.ring = ring

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_
 from landcover.split.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
-from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport
+from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport, SameResume
 from landcover.training.data import (
     IGNORE_INDEX,
     RING_SLOTS,
@@ -98,6 +99,10 @@ def _sources(p: Params, data_root: Path, split_file: Path, store: Path | str | N
                                  ) from exc
         if packed.meta.split_hash != file_hash(split_file):
             raise LandcoverError(f"{url}: packed from another split than {split_file}: rerun `landcover pack`")
+        current = data_version_of(data_root)
+        if "untracked" not in (current, packed.meta.data_version) and packed.meta.data_version != current:
+            raise LandcoverError(f"{url}: packed from data version {packed.meta.data_version}, {data_root} is "
+                                 f"{current}: rerun `landcover pack`")
         return (StoreSource(packed, "train"), StoreSource(packed, "val"), NormStats.from_dict(packed.meta.norm),
                 packed.meta.data_version, f"store {url}")
     train_tiles = read_split(split_file, data_root, "train")
@@ -134,8 +139,9 @@ def loaders(p: Params, data: TrainingData) -> tuple[DataLoader, DataLoader]:
               persistent_workers=t.num_workers > 0, collate_fn=collate)
     # batches recycled in turn: the consumer holds two, each worker has up to prefetch_factor (2) queued
     data.train.ring, data.val.ring = BatchRing(RING_SLOTS), BatchRing(RING_SLOTS)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and SLURM before any process group
     return (DataLoader(data.train, sampler=CropSampler(len(data.train), t.seed),
-                       drop_last=len(data.train) > t.batch_size, **kw),
+                       drop_last=len(data.train) // world > t.batch_size, **kw),
             DataLoader(data.val, sampler=CropSampler(len(data.val), t.seed, shuffle=False), **kw))
 
 
@@ -208,7 +214,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
         max_epochs=t.epochs, logger=logger, log_every_n_steps=min(t.log_every_n_steps, max(len(train_dl), 1)),
         callbacks=[best, EarlyStopping("val_miou", mode="max", patience=t.early_stopping_patience),
                    LearningRateMonitor("step"), curves, LastCheckpoint(last_ckpt),
-                   RankReport(ckpt_dir, train_dl.sampler)],
+                   RankReport(ckpt_dir, train_dl.sampler), SameResume(resume, ckpt_dir)],
         fast_dev_run=fast_dev_run, enable_model_summary=False, deterministic=False,
         use_distributed_sampler=False,  # CropSampler shards by rank itself
         enable_progress_bar=sys.stderr.isatty(),  # logs and Prefect get one line per epoch instead
