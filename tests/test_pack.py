@@ -174,12 +174,15 @@ def test_store_and_geotiff_paths_give_the_same_crops(tiny_dataset, tiny_split, t
 
 
 def test_store_crops_through_loader_workers(tiny_store) -> None:
-    """Handles open per worker process after the fork; every validation crop arrives once."""
+    """Loader workers open their own handles (the dataset pickles without mappings or batch
+    buffers); every validation crop arrives once, each batch checked before the next. Spawned
+    workers: forking this test process after the Prefect and Dask tests leaves workers that exit 1
+    at shutdown, whatever they run."""
     source = StoreSource(PackedStore(str(tiny_store)), "val")
     ds = ValCrops(index_tiles(source, 32, ()), source, 32, 4)
     ds.ring = BatchRing(RING_SLOTS)  # as the training loaders: batches recycled in turn
     loader = DataLoader(ds, batch_size=3, sampler=CropSampler(len(ds), 0, shuffle=False), num_workers=2,
-                        collate_fn=collate, prefetch_factor=2)
+                        collate_fn=collate, prefetch_factor=2, multiprocessing_context="spawn")
     fresh = ValCrops(ds_infos := index_tiles(source, 32, ()), source, 32, 4)
     seen = 0
     for k, b in enumerate(loader):  # each batch checked before the next arrives, as training uses them
