@@ -159,6 +159,20 @@ def synth_dataset(name: str, size: int, cities: int = 1, tiles_per_city: int = 1
     return root
 
 
+def packed_store(root: Path, work: Path):
+    """`root`'s tiles packed by the pack stage's function into `work/store.zarr`, every tile a
+    training tile and the first also the validation tile; returns the stage's PackResult."""
+    from landcover.config import load_params
+    from landcover.pack.stage import run_pack
+
+    tiles = tiles_of(root)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [f"{x.city_id},{x.tile_id},train" for x in tiles] + [f"{tiles[0].city_id},{tiles[0].tile_id},val"]
+    (work / "split.csv").write_text("city_id,tile_id,split\n" + "\n".join(rows) + "\n")
+    return run_pack(load_params(REPO / "params.yaml"), root, work / "split.csv", work / "store.zarr",
+                    work / "store.json")
+
+
 def tiles_of(root: Path):
     from landcover.dataset import discover_tiles
 

@@ -73,16 +73,8 @@ class GpuSampler:
 def gpu_store(p) -> Path:
     if os.environ.get("BENCH_GPU_STORE"):
         return Path(os.environ["BENCH_GPU_STORE"])
-    from landcover.pack.stage import run_pack
-
     root = c.synth_dataset("train4x1024", 1024, cities=4, tiles_per_city=1, seed=11)
-    tiles = c.tiles_of(root)
-    work = c.RESULTS / "work" / "gpu"
-    work.mkdir(parents=True, exist_ok=True)
-    split = work / "split.csv"
-    rows = [f"{x.city_id},{x.tile_id},train" for x in tiles] + [f"{tiles[0].city_id},{tiles[0].tile_id},val"]
-    split.write_text("city_id,tile_id,split\n" + "\n".join(rows) + "\n")
-    return run_pack(p, root, split, work / "store.zarr", work / "store.json").out
+    return c.packed_store(root, c.RESULTS / "work" / "gpu").out
 
 
 def per_core_rate(dataset, batch_size: int, epochs: int = 2) -> float:

@@ -78,7 +78,6 @@ def main() -> dict:
 
     from landcover.config import load_params
     from landcover.dataset import read_label, read_stack
-    from landcover.pack.stage import run_pack
     from landcover.pack.store import PackedStore
     from landcover.training.data import RING_SLOTS, BatchRing, CropSampler, TrainCrops, collate, index_tiles
     from landcover.training.sources import GeoTiffSource, StoreSource
@@ -91,12 +90,8 @@ def main() -> dict:
     work = c.RESULTS / "work" / "training_input"
     work.mkdir(parents=True, exist_ok=True)
 
-    # the store, as the pack stage builds it (every tile a training tile; the first also as val)
-    split = work / "split.csv"
-    rows = [f"{x.city_id},{x.tile_id},train" for x in tiles] + [f"{tiles[0].city_id},{tiles[0].tile_id},val"]
-    split.write_text("city_id,tile_id,split\n" + "\n".join(rows) + "\n")
     c.log("figure 3: packing the store")
-    packed = run_pack(p, root, split, work / "store.zarr", work / "store.json")
+    packed = c.packed_store(root, work)
     store_files = [f for f in (work / "store.zarr").rglob("*") if f.is_file()]
     geotiff_files = [f for x in tiles for f in x.files()]
     memmap_files = []

@@ -232,6 +232,18 @@ def _ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(o, n) for o, n in merged]
 
 
+def _pieces(row: int, col: int, height: int, width: int, ch: int, cw: int):
+    """(chunk row, chunk col, window slices, chunk slices) of every inner chunk a window touches."""
+    for ci in range(row // ch, (row + height - 1) // ch + 1):
+        r0 = ci * ch
+        rs, re_ = max(row, r0), min(row + height, r0 + ch)
+        for cj in range(col // cw, (col + width - 1) // cw + 1):
+            c0 = cj * cw
+            cs, ce = max(col, c0), min(col + width, c0 + cw)
+            yield ci, cj, (slice(rs - row, re_ - row), slice(cs - col, ce - col)), \
+                (slice(rs - r0, re_ - r0), slice(cs - c0, ce - c0))
+
+
 class ShardedArray:
     """One array of the store: its layout and shard index are read on first use and kept (a few
     KB); chunk views live with the file's mapping (`LocalBytes`), which is bounded."""
@@ -320,44 +332,29 @@ class ShardedArray:
             views, spans = local
             self.source.prefetch(self.shard_path, _ranges([spans[ci][cj] for ci in range(top, bottom + 1)
                                                            for cj in range(first, last + 1) if spans[ci][cj][1]]))
-            for ci in range(top, bottom + 1):
-                r0 = ci * ch
-                rs, re_ = max(row, r0), min(row + height, r0 + ch)
-                for cj in range(first, last + 1):
-                    c0 = cj * cw
-                    cs, ce = max(col, c0), min(col + width, c0 + cw)
-                    chunk = views[ci][cj]
-                    target = out[rs - row:re_ - row, cs - col:ce - col]
-                    if chunk is None:
-                        target[...] = lay.fill
-                    else:
-                        target[...] = chunk[rs - r0:re_ - r0, cs - c0:ce - c0]
+            for ci, cj, into, part in _pieces(row, col, height, width, ch, cw):
+                chunk = views[ci][cj]
+                out[into] = lay.fill if chunk is None else chunk[part]
             return out
         chunk_bytes = ch * cw * bands * lay.dtype.itemsize
         scratch = np.empty((ch, cw, bands), lay.dtype) if lay.blosc else None
         if hasattr(self.source, "prefetch"):
             window = index[top:bottom + 1, first:last + 1].reshape(-1, 2)
             self.source.prefetch(self.shard_path, _ranges([(int(o), int(n)) for o, n in window if o != MISSING]))
-        for ci in range(top, bottom + 1):
-            r0 = ci * ch
-            rs, re_ = max(row, r0), min(row + height, r0 + ch)
-            for cj in range(first, last + 1):
-                c0 = cj * cw
-                cs, ce = max(col, c0), min(col + width, c0 + cw)
-                offset, nbytes = index[ci, cj]
-                target = out[rs - row:re_ - row, cs - col:ce - col]
-                if offset == MISSING:
-                    target[...] = lay.fill
-                    continue
-                raw = self.source.read(self.shard_path, int(offset), int(nbytes))
-                if lay.blosc:
-                    from numcodecs import blosc
+        for ci, cj, into, part in _pieces(row, col, height, width, ch, cw):
+            offset, nbytes = index[ci, cj]
+            if offset == MISSING:
+                out[into] = lay.fill
+                continue
+            raw = self.source.read(self.shard_path, int(offset), int(nbytes))
+            if lay.blosc:
+                from numcodecs import blosc
 
-                    blosc.decompress(raw, scratch)
-                    chunk = scratch
-                elif nbytes != chunk_bytes:
-                    raise StoreError(f"{self.shard_path}: chunk {ci},{cj} holds {nbytes} bytes, expected {chunk_bytes}")
-                else:
-                    chunk = np.frombuffer(raw, lay.dtype).reshape(ch, cw, bands)
-                target[...] = chunk[rs - r0:re_ - r0, cs - c0:ce - c0]
+                blosc.decompress(raw, scratch)
+                chunk = scratch
+            elif nbytes != chunk_bytes:
+                raise StoreError(f"{self.shard_path}: chunk {ci},{cj} holds {nbytes} bytes, expected {chunk_bytes}")
+            else:
+                chunk = np.frombuffer(raw, lay.dtype).reshape(ch, cw, bands)
+            out[into] = chunk[part]
         return out

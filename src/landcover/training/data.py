@@ -180,7 +180,23 @@ class CropSampler(Sampler):
         return len(self._share())
 
 
-class TrainCrops(Dataset):
+class _Crops(Dataset):
+    """Datasets whose batches `__getitems__` builds (into `ring` buffers for the training loaders)."""
+
+    ring: BatchRing | None = None
+
+    def __getitems__(self, items: list) -> Batch:
+        raise NotImplementedError
+
+    def __getitem__(self, item: int | tuple[int, int]) -> Batch:
+        ring, self.ring = self.ring, None  # a single item is the caller's to keep: never recycled
+        try:
+            return Batch(*(t[0] for t in self.__getitems__([item])))
+        finally:
+            self.ring = ring
+
+
+class TrainCrops(_Crops):
     def __init__(self, infos: list[TileInfo], source: CropSource, crop: int, crops_per_tile: int,
                  rare_share: float, season_dropout: float, augment: bool = True, seed: int = 0,
                  ring: BatchRing | None = None) -> None:
@@ -220,15 +236,9 @@ class TrainCrops(Dataset):
             self._fill(item, pixels[k], d4[k], drop[k])
         return batch
 
-    def __getitem__(self, item: int | tuple[int, int]) -> Batch:
-        ring, self.ring = self.ring, None  # a single item is the caller's to keep: never recycled
-        try:
-            return Batch(*(t[0] for t in self.__getitems__([item])))
-        finally:
-            self.ring = ring
 
 
-class ValCrops(Dataset):
+class ValCrops(_Crops):
     """A fixed grid of non-overlapping crops per tile (up to `per_tile`, evenly chosen)."""
 
     def __init__(self, infos: list[TileInfo], source: CropSource, crop: int, per_tile: int,
@@ -261,9 +271,3 @@ class ValCrops(Dataset):
             self.source.read(key, row, col, self.crop, pixels[k])
         return batch
 
-    def __getitem__(self, item: int | tuple[int, int]) -> Batch:
-        ring, self.ring = self.ring, None  # a single item is the caller's to keep: never recycled
-        try:
-            return Batch(*(t[0] for t in self.__getitems__([item])))
-        finally:
-            self.ring = ring
