@@ -25,7 +25,7 @@ import numpy as np
 from landcover.errors import LandcoverError
 
 MISSING = np.uint64(2**64 - 1)  # index entry of an inner chunk never written (all fill value)
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class StoreError(LandcoverError, ValueError):
@@ -112,11 +112,11 @@ class LocalBytes:
         for offset, size in ranges:
             start = offset // mmap.PAGESIZE * mmap.PAGESIZE
             length = min(offset + size, len(mapped)) - start
-            if _LIBC is not None:
+            if LIBC is not None:
                 pages = np.empty(-(-length // mmap.PAGESIZE), np.uint8)
                 base = np.frombuffer(view, np.uint8, count=1, offset=start).ctypes.data
                 vec = pages.ctypes.data_as(ctypes.c_void_p)
-                if _LIBC.mincore(ctypes.c_void_p(base), ctypes.c_size_t(length), vec) == 0 and (pages & 1).all():
+                if LIBC.mincore(ctypes.c_void_p(base), ctypes.c_size_t(length), vec) == 0 and (pages & 1).all():
                     continue
             mapped.madvise(mmap.MADV_WILLNEED, start, length)
 

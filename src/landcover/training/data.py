@@ -22,7 +22,6 @@ import ctypes
 import math
 import mmap
 import os
-import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,13 +31,12 @@ from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from landcover.bands import SEASONS
 from landcover.dataset import DataContractError
+from landcover.pack.shards import LIBC
 from landcover.pack.store import LABEL_BAND, PIXEL_BANDS
 from landcover.training.sources import CropSource
 
 IGNORE_INDEX = 255
 RING_SLOTS = 8  # batch buffers per loader process (BatchRing): twice what can be in use at once
-MADV_HUGEPAGE = 14
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class Batch(NamedTuple):
@@ -51,12 +49,12 @@ def _huge_pages(t: torch.Tensor) -> torch.Tensor:
     """Ask Linux for transparent huge pages on a fresh batch before it is touched: a 256 px batch
     is 84 MB, and faulting it in 4 KB pages cost as much as reading the crops (docs/training-store.md)."""
     nbytes = t.numel() * t.element_size()
-    if _LIBC is None or nbytes < 1 << 22:
+    if LIBC is None or nbytes < 1 << 22:
         return t
     start = -(-t.data_ptr() // mmap.PAGESIZE) * mmap.PAGESIZE
     end = (t.data_ptr() + nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
     if end > start:
-        _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_HUGEPAGE)
+        LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), mmap.MADV_HUGEPAGE)
     return t
 
 
