@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +85,85 @@ def test_nodata_pixels_give_nodata(tmp_path: Path, odd_tile) -> None:
 def test_window_must_fit_encoder_stride() -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         SlidingPredictor(_pixelwise_bundle(), 100, 10)
+
+
+@pytest.fixture(scope="module")
+def tall_tile(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("tall") / "data"
+    generate(root, SynthOptions(cities=1, tiles_per_city=1, size=300, seed=7))
+    return discover_tiles(root)[0][0]
+
+
+def test_parallel_read_equals_serial_read(tall_tile) -> None:
+    """The first strip is read one thread per file; the bytes must not depend on it."""
+    with TileSource(tall_tile, drop_season="autumn") as src:
+        assert 20 // src.block_rows != 269 // src.block_rows  # the rows cross a block-row boundary
+        serial = np.full((40, 250, src.width), 7, np.uint16)
+        parallel = np.full_like(serial, 9)
+        src.read_rows_into(20, 270, serial)
+        src.read_rows_into(20, 270, parallel, parallel=True)
+        src.read_rows_into(5, 5, parallel, parallel=True)  # an empty range reads nothing
+    assert np.array_equal(serial, parallel)
+    with TileSource(tall_tile) as src:
+        expected = src.read_rows(20, 270)
+    expected[20:30] = 0  # autumn (channels 20-29) dropped
+    assert np.array_equal(serial, expected)
+
+
+class _FailingNet(torch.nn.Module):
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.conv, self.calls, self.after = torch.nn.Conv2d(40, 10, 1), 0, after
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("CUDA out of memory")
+        return self.conv(x)
+
+
+def _sliding_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("sliding-", "tile-read"))]
+
+
+def test_failures_on_either_side_of_the_model_stop_prediction_and_its_threads(odd_tile) -> None:
+    calls = []
+
+    def full_disk(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        calls.append(row0)
+        raise OSError("No space left on device")
+
+    with TileSource(odd_tile) as src, pytest.raises(OSError, match="No space left"):
+        SlidingPredictor(_pixelwise_bundle(), 32, 8, batch_size=2).predict(src, full_disk)
+    assert len(calls) == 1  # the first strip's rows failed; nothing was handed over after
+    assert not _sliding_threads()
+
+    bundle = _pixelwise_bundle()
+    bundle.network = _FailingNet(after=3)
+    with TileSource(odd_tile) as src, pytest.raises(RuntimeError, match="out of memory"):
+        SlidingPredictor(bundle, 32, 8, batch_size=2).predict(src, lambda *a: None)
+    assert not _sliding_threads()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_work_beside_the_model_runs_below_its_priority(odd_tile) -> None:
+    def nice(thread_id: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+    model_thread = threading.get_native_id()
+    base = nice(model_thread)
+    blender, reader = set(), set()
+
+    def keep(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:  # runs in the blender thread
+        blender.add(nice(threading.get_native_id()))
+        reader.update(nice(t.native_id) for t in threading.enumerate() if t.name == "sliding-reader" and t.is_alive())
+
+    with TileSource(odd_tile) as src:
+        SlidingPredictor(_pixelwise_bundle(), 32, 8, background_nice=3).predict(src, keep)
+    assert blender == {min(19, base + 3)}
+    assert reader == {min(19, base + 3)}  # after the model's first batch
+    assert nice(model_thread) == base  # the model's thread keeps its priority
+    with TileSource(odd_tile) as src:
+        blender.clear()
+        SlidingPredictor(_pixelwise_bundle(), 32, 8, background_nice=0).predict(src, keep)
+    assert blender == {base}

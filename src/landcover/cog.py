@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
+from rasterio.shutil import copy as rio_copy
 
 
 def write_uint8_cog(path: Path, data: np.ndarray, crs, transform, description: str,
@@ -37,12 +36,14 @@ def write_uint8_cog(path: Path, data: np.ndarray, crs, transform, description: s
 
 def translate_to_cog(src: Path, dst: Path, resampling: str) -> Path:
     """The project's COG layout: deflate, 256 px blocks, overviews down to about 128 px (at least one
-    level); `resampling` "mode" for categories, "average" for continuous values."""
+    level); `resampling` "mode" for categories, "average" for continuous values.
+
+    GDAL's COG driver, in one pass: rio-cogeo's `cog_translate` compresses the full resolution
+    twice (a temporary GeoTIFF, then the copy) and took twice the CPU (0.26 against 0.14 s for a
+    2048 px land-cover tile), which is the tail every predicted tile waits for."""
     with rasterio.open(src) as ds:
         side = max(ds.width, ds.height)
-    profile = cog_profiles.get("deflate")
-    profile.update(blockxsize=256, blockysize=256)
     levels = max(1, math.ceil(math.log2(side / 128)))
-    cog_translate(src, dst, profile, overview_resampling=resampling, overview_level=levels, in_memory=False,
-                  quiet=True, use_cog_driver=False)
+    rio_copy(src, dst, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=256, OVERVIEW_RESAMPLING=resampling.upper(),
+             OVERVIEW_COUNT=levels, BIGTIFF="IF_SAFER")
     return dst

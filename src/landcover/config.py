@@ -137,6 +137,7 @@ class InferenceParams(_Section):
     overlap: int = Field(32, ge=0)
     batch_size: int = Field(8, ge=1)
     tta: bool = False  # D4 test-time augmentation (8 passes per window, probabilities averaged)
+    background_nice: int = Field(5, ge=0, le=19)  # priority of the work beside the model (0: the model's)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_window(self) -> InferenceParams:

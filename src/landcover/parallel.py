@@ -3,6 +3,9 @@ and DVC path; the Prefect flows pass their own task-runner map instead."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -32,6 +35,24 @@ def thread_map(workers: int, catch_errors: bool = False
             yield from pool.map(call, items)
 
     return run
+
+
+def lower_thread_priority(steps: int) -> None:
+    """Lower the calling thread's priority by `steps` nice levels (at most to 19).
+
+    For work beside a CPU model (reading, blending, writing, hashing): torch's thread pool waits
+    for its slowest thread at every operation, so a thread that preempts one of its workers stalls
+    them all, while a lower-priority one mostly fills the pool's idle gaps (figure 1 of
+    docs/performance.md). A few levels, not the lowest: the work must still keep up when the model
+    waits for it, also on a loaded machine. Per thread on Linux (the nice value of a thread id); a
+    no-op elsewhere, and where it is refused."""
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError:
+        pass
 
 
 def one_line(exc: BaseException) -> str:

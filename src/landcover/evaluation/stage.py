@@ -104,7 +104,7 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bundle, ref = load_bundle(model_uri, device)
     predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size, device,
-                                 tta=p.inference.tta)
+                                 tta=p.inference.tta, background_nice=p.inference.background_nice)
     calibration = CalibrationCounts()
 
     total = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)

@@ -7,12 +7,15 @@ reflection at its edges so border pixels get full context. Only one strip of pro
 memory at a time: finished rows are handed to a callback (which writes them or scores them)
 and forgotten.
 
-A background thread does all the input work while the model computes: it reads each strip's new
-rows (every file block is decoded once: reads are split at block-row boundaries and GDAL's block
-cache is sized to one block row of the tile's files), cuts the windows into batches and
-normalises them. The main thread only runs the network and blends: the class probabilities are
-weighted on the device and accumulated with in-place numpy adds (hundreds of tiny torch ops per
-tile would each pay a thread-pool round trip on CPU).
+The main thread only runs the network; two threads beside it do everything else. The reader reads
+each strip's new rows (every file block is decoded once: reads are split at block-row boundaries
+and GDAL's block cache is sized to one block row of the tile's files; the first strip, which the
+model waits for, is decoded one thread per file), cuts the windows into batches and normalises
+them. The blender accumulates the class probabilities, weighted on the device, with in-place numpy
+adds (hundreds of tiny torch ops per tile would each pay a thread-pool round trip on CPU) and hands
+finished rows to the caller's callback, which therefore runs in the blender thread. On a CPU
+the work beside the model fills the gaps of torch's thread pool instead of lengthening the main
+thread's path (docs/performance.md, figure 1).
 
 A pixel with no observation in any season (all 40 channels nodata) gets no prediction (code 0);
 a pixel missing some seasons is predicted from the others.
@@ -25,6 +28,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -40,10 +44,12 @@ from landcover.dataset import DataContractError, TileRef, check_tile
 from landcover.model.bundle import ModelBundle
 from landcover.model.calibration import probabilities
 from landcover.model.normalization import normalize
+from landcover.parallel import lower_thread_priority
 
 RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]  # (row0, probs (C,n,W), valid (n,W))
 
 PREFETCH_BATCHES = 2  # normalised batches the reader may have ready ahead of the model
+BLEND_QUEUE = 2  # batches of probabilities the model may have ready ahead of the blending
 MIN_GDAL_CACHE = 64 * 2**20
 EMIT_PIXELS = 96 * 2048  # finished rows go to the callback in parts of about this many pixels
 
@@ -105,25 +111,35 @@ class TileSource:
             total += ds.count * math.ceil(self.width / bw) * bw * min(bh, self.height) * 2
         return total
 
-    def read_rows_into(self, row0: int, row1: int, out: np.ndarray) -> None:
+    def read_rows_into(self, row0: int, row1: int, out: np.ndarray, parallel: bool = False) -> None:
         """Rows [row0, row1) of all 40 channels into `out` (40, row1 - row0, width), which may be a
         view. Reads are split at block-row boundaries, every file per part, so a block row is
-        finished before the next one is decoded; a dropped season is not read (zeros)."""
+        finished before the next one is decoded; a dropped season is not read (zeros).
+        `parallel`: one thread per file (GDAL decodes without the GIL), for a read someone is
+        waiting on, such as the first strip while the model is idle."""
+        if row1 <= row0:
+            return
         bh = self.block_rows
-        r = row0
-        while r < row1:
-            end = min(row1, (r // bh + 1) * bh)
-            window = Window(0, r, self.width, end - r)
-            for i, ds in enumerate(self.datasets):
-                part = out[i * NUM_BANDS : (i + 1) * NUM_BANDS, r - row0 : end - row0]
-                if i in self.drop:
-                    part[...] = 0
-                    continue
-                try:
-                    ds.read(window=window, out=part)
-                except rasterio.errors.RasterioError as exc:
-                    raise DataContractError(f"{ds.name}: cannot read rows {r}-{end}: {exc}") from exc
-            r = end
+        parts = [(r, min(row1, (r // bh + 1) * bh)) for r in [row0, *range((row0 // bh + 1) * bh, row1, bh)]]
+        files = range(len(self.datasets))
+        if parallel:
+            with ThreadPoolExecutor(len(files), thread_name_prefix="tile-read") as pool:
+                list(pool.map(lambda i: [self._read_part(i, r, end, out, row0) for r, end in parts], files))
+            return
+        for r, end in parts:  # block row by block row, every file: the cache holds one block row
+            for i in files:
+                self._read_part(i, r, end, out, row0)
+
+    def _read_part(self, i: int, r: int, end: int, out: np.ndarray, row0: int) -> None:
+        part = out[i * NUM_BANDS : (i + 1) * NUM_BANDS, r - row0 : end - row0]
+        if i in self.drop:
+            part[...] = 0
+            return
+        ds = self.datasets[i]
+        try:
+            ds.read(window=Window(0, r, self.width, end - r), out=part)
+        except rasterio.errors.RasterioError as exc:
+            raise DataContractError(f"{ds.name}: cannot read rows {r}-{end}: {exc}") from exc
 
     def read_rows(self, row0: int, row1: int) -> np.ndarray:
         out = np.empty((NUM_CHANNELS, row1 - row0, self.width), dtype=np.uint16)
@@ -230,6 +246,56 @@ class _Prefetch:
         self.thread.join()
 
 
+class _Drain:
+    """Calls `consume(item)` for each item put, in order, in a background thread, at most `depth`
+    items behind the producer. A failure stops it and is raised to the producer at its next `put`
+    or at `finish`."""
+
+    def __init__(self, consume: Callable[[object], None], depth: int, name: str, nice: int = 0) -> None:
+        self.consume, self.nice = consume, nice
+        self.queue: queue.Queue = queue.Queue(depth)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        lower_thread_priority(self.nice)
+        while not self.stop.is_set():
+            try:
+                item = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            try:
+                self.consume(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer
+                self.error = exc
+                return
+
+    def put(self, item) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait until every item is consumed; raise the consumer's failure, if any."""
+        self.put(_DONE)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 @dataclass(frozen=True)
 class _StripEnd:
     index: int
@@ -245,6 +311,7 @@ class SlidingPredictor:
     device: str = "cpu"
     tta: bool = False  # D4 test-time augmentation: 8 forward passes per window, averaged probabilities
     calibrated: bool = True  # divide logits by the bundle's temperature (False: the raw softmax)
+    background_nice: int = 5  # nice levels below the model for the threads beside it (inference.background_nice)
 
     def __post_init__(self) -> None:
         if self.window % 32:
@@ -283,7 +350,7 @@ class SlidingPredictor:
             a = max(y + keep, m)
             b = min(y + win, m + h)
             if b > a:
-                src.read_rows_into(a - m, b - m, strip[:, a - y : b - y, m : m + w])
+                src.read_rows_into(a - m, b - m, strip[:, a - y : b - y, m : m + w], parallel=prev is None)
             reflected = [p for p in range(y + keep, y + win) if not a <= p < b]
             if reflected:
                 src_rows = rows[reflected]
@@ -300,6 +367,8 @@ class SlidingPredictor:
                 for j, x in enumerate(group):  # straight from the strip: no uint16 copy of the batch
                     normalize(strip[:, :, x : x + win], self._norm, out=batch[j])
                 yield group, torch.from_numpy(batch)
+                if prev is None and b0 == 0:  # the model has its first batch: the rest is background
+                    lower_thread_priority(self.background_nice)
             valid = np.bitwise_or.reduce(strip[:, :, m : m + w], axis=0) != 0
             yield _StripEnd(k, valid)
             prev = y
@@ -312,38 +381,62 @@ class SlidingPredictor:
         xs = _starts(wp, win, stride)
         hp = max(h + 2 * m, win)
         ys = _starts(hp, win, stride)
-        strip_weight = np.zeros((win, wp), np.float32)  # the same for every strip
-        for x in xs:
-            strip_weight[:, x : x + win] += self.weights
-        acc = np.zeros((NUM_CLASSES, win, wp), np.float32)
-        wsum = np.zeros((win, wp), np.float32)
+        blend = _Blend(self.weights, xs, ys, (h, w, wp), m, on_rows)
         # one block row of the inputs (reads go block row by block row) and the writers' blocks
         with gdal_cache_budget(int(src.block_row_bytes() * 1.05) + 16 * 2**20):
             reader = _Prefetch(self._batches(src, xs, ys, wp, hp), PREFETCH_BATCHES)
+            # the main thread only runs the network: blending and the rows' consumer run beside it
+            blender = _Drain(blend, BLEND_QUEUE, "sliding-blend", self.background_nice)
             try:
                 for item in reader:
-                    if not isinstance(item, _StripEnd):
+                    if isinstance(item, _StripEnd):
+                        blender.put(item)
+                    else:
                         group, batch = item
-                        probs = self._forward(batch)
-                        for j, x in enumerate(group):
-                            acc[:, :, x : x + win] += probs[j]
-                        continue
-                    k, y = item.index, ys[item.index]
-                    wsum += strip_weight
-                    y_next = ys[k + 1] if k + 1 < len(ys) else y + win
-                    done = y_next - y  # rows [y, y_next) are final
-                    lo, hi = max(y, m), min(y_next, m + h)  # keep rows inside the original raster
-                    step = max(1, EMIT_PIXELS // w)  # wide tiles: rows handed over in parts
-                    for r0 in range(lo, hi, step):
-                        sl = slice(r0 - y, min(r0 + step, hi) - y)
-                        on_rows(r0 - m, acc[:, sl, m : m + w] / wsum[sl, m : m + w], item.valid[sl].copy())
-                    # shift the unfinished rows to the top of the buffers
-                    acc[:, : win - done] = acc[:, done:]
-                    acc[:, win - done :] = 0
-                    wsum[: win - done] = wsum[done:]
-                    wsum[win - done :] = 0
+                        blender.put((group, self._forward(batch)))
+                blender.finish()
             finally:
                 reader.close()
+                blender.close()
+
+
+class _Blend:
+    """Accumulates one strip of weighted window probabilities and hands each strip's finished rows
+    (divided by the weight sum) to `on_rows`; fed in order, from one thread."""
+
+    def __init__(self, weights: np.ndarray, xs: list[int], ys: list[int], shape: tuple[int, int, int], m: int,
+                 on_rows: RowsCallback) -> None:
+        """`shape`: the tile's height and width, and the padded strip width."""
+        win = weights.shape[0]
+        h, w, wp = shape
+        self.win, self.xs, self.ys, self.h, self.w, self.m, self.on_rows = win, xs, ys, h, w, m, on_rows
+        self.strip_weight = np.zeros((win, wp), np.float32)  # the same for every strip
+        for x in xs:
+            self.strip_weight[:, x : x + win] += weights
+        self.acc = np.zeros((NUM_CLASSES, win, wp), np.float32)
+        self.wsum = np.zeros((win, wp), np.float32)
+
+    def __call__(self, item: tuple[list[int], np.ndarray] | _StripEnd) -> None:
+        win, m, h, w, acc, wsum = self.win, self.m, self.h, self.w, self.acc, self.wsum
+        if not isinstance(item, _StripEnd):
+            group, probs = item
+            for j, x in enumerate(group):
+                acc[:, :, x : x + win] += probs[j]
+            return
+        k, y = item.index, self.ys[item.index]
+        wsum += self.strip_weight
+        y_next = self.ys[k + 1] if k + 1 < len(self.ys) else y + win
+        done = y_next - y  # rows [y, y_next) are final
+        lo, hi = max(y, m), min(y_next, m + h)  # keep rows inside the original raster
+        step = max(1, EMIT_PIXELS // w)  # wide tiles: rows handed over in parts
+        for r0 in range(lo, hi, step):
+            sl = slice(r0 - y, min(r0 + step, hi) - y)
+            self.on_rows(r0 - m, acc[:, sl, m : m + w] / wsum[sl, m : m + w], item.valid[sl].copy())
+        # shift the unfinished rows to the top of the buffers
+        acc[:, : win - done] = acc[:, done:]
+        acc[:, win - done :] = 0
+        wsum[: win - done] = wsum[done:]
+        wsum[win - done :] = 0
 
 
 def predict_tile_classes(predictor: SlidingPredictor, tile: TileRef, drop_season: str | None = None

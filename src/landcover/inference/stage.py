@@ -28,7 +28,7 @@ from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
-from landcover.parallel import record_outcome, thread_map
+from landcover.parallel import lower_thread_priority, record_outcome, thread_map
 from landcover.styles import write_styles
 from landcover.tracking import connect
 
@@ -66,7 +66,7 @@ class TilePredictor:
         self.window, self.overlap = p.inference.window, p.inference.overlap
         self.tta, self.probabilities = p.inference.tta, p.predict.probabilities
         self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device,
-                                          tta=self.tta)
+                                          tta=self.tta, background_nice=p.inference.background_nice)
         # the crosswalk of params.yaml wins: a new crosswalk version needs no retraining; the one the
         # model was trained with is recorded beside it. Its row follows the climate zone of the tile's
         # city (cities.csv beside the tiles); a city with no zone there gets the default row.
@@ -83,7 +83,9 @@ class TilePredictor:
         if missing:
             raise DataContractError(f"{missing[0]}: season file missing")
         tile_out = self.out_dir / tile.city_id / tile.tile_id
-        with tile_lock(tile_out), ThreadPoolExecutor(1, thread_name_prefix="checksums") as pool:
+        hashing = ThreadPoolExecutor(1, thread_name_prefix="checksums", initializer=lower_thread_priority,
+                                     initargs=(self.predictor.background_nice,))
+        with tile_lock(tile_out), hashing as pool:
             remove_stale_temporaries(tile_out)
             # hashing the inputs (hundreds of MB a tile) runs beside the model; it is awaited up
             # front only when an earlier run's sidecar may let the tile be skipped
