@@ -15,6 +15,7 @@ from landcover.dataset import discover_tiles, read_stack
 from landcover.inference.sliding import SlidingPredictor, TileSource, blend_weights, predict_tile_classes
 from landcover.model.bundle import BundleMeta, ModelBundle
 from landcover.model.normalization import NormStats, normalize
+from landcover.parallel import lower_thread_priority
 from landcover.synth.generate import SynthOptions, generate
 
 
@@ -167,3 +168,19 @@ def test_work_beside_the_model_runs_below_its_priority(odd_tile) -> None:
         blender.clear()
         SlidingPredictor(_pixelwise_bundle(), 32, 8, background_nice=0).predict(src, keep)
     assert blender == {base}
+
+    def started_by_a_lowered_thread() -> None:  # inherits base + 3; asking again must not go lower
+        lower_thread_priority(3)
+        blender.add(nice(threading.get_native_id()))
+
+    def lowered_thread() -> None:
+        lower_thread_priority(3)
+        child = threading.Thread(target=started_by_a_lowered_thread)
+        child.start()
+        child.join()
+
+    blender.clear()
+    thread = threading.Thread(target=lowered_thread)
+    thread.start()
+    thread.join()
+    assert blender == {min(19, base + 3)}

@@ -38,7 +38,8 @@ def thread_map(workers: int, catch_errors: bool = False
 
 
 def lower_thread_priority(steps: int) -> None:
-    """Lower the calling thread's priority by `steps` nice levels (at most to 19).
+    """Run the calling thread `steps` nice levels below the process (at most at 19); idempotent, so
+    a thread started by an already lowered one (which inherits its value) ends at the same level.
 
     For work beside a CPU model (reading, blending, writing, hashing): torch's thread pool waits
     for its slowest thread at every operation, so a thread that preempts one of its workers stalls
@@ -50,7 +51,9 @@ def lower_thread_priority(steps: int) -> None:
         return
     tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + steps)  # the process: the model's level
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
     except OSError:
         pass
 

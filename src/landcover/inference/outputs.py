@@ -3,7 +3,7 @@
 Rows arrive from the sliding-window predictor and are written, by a writer thread so the model
 never waits for them, into plain tiled GeoTIFFs in a hidden temporary folder (uncompressed: the COG
 step compresses once); the three are then turned into Cloud-Optimized GeoTIFFs at once, one
-thread each (rio-cogeo, overviews with 'mode' resampling for categories) and renamed into place.
+thread each (GDAL's COG driver, overviews with 'mode' resampling for categories) and renamed into place.
 The provenance sidecar is written last: it marks the tile complete, and a rerun skips tiles whose
 sidecar matches.
 """
