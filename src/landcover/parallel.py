@@ -58,6 +58,11 @@ def lower_thread_priority(steps: int) -> None:
         pass
 
 
+def background_executor(name: str, nice: int) -> ThreadPoolExecutor:
+    """One thread for work beside the model (writing rows, hashing inputs), `nice` levels below it."""
+    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_thread_priority, initargs=(nice,))
+
+
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 

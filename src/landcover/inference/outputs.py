@@ -29,7 +29,7 @@ from landcover.fuel import FBFM40, fuel_colormap
 from landcover.inference.sliding import SlidingPredictor, TileSource, gdal_cache_budget
 from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, atomic_write_text
-from landcover.parallel import lower_thread_priority
+from landcover.parallel import background_executor
 from landcover.styles import write_styles
 
 OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
@@ -119,8 +119,7 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
                 counted[0] += int(valid.sum())
 
             # one writer thread; at most one block of rows waits for it (bounded memory)
-            with ThreadPoolExecutor(1, thread_name_prefix="tile-writer", initializer=lower_thread_priority,
-                                    initargs=(predictor.background_nice,)) as writer:
+            with background_executor("tile-writer", predictor.background_nice) as writer:
                 pending: list[Future] = []
 
                 def hand_over(row0: int, probs: np.ndarray, valid: np.ndarray) -> None:

@@ -409,7 +409,7 @@ class _Blend:
         """`shape`: the tile's height and width, and the padded strip width."""
         win = weights.shape[0]
         h, w, wp = shape
-        self.win, self.xs, self.ys, self.h, self.w, self.m, self.on_rows = win, xs, ys, h, w, m, on_rows
+        self.win, self.ys, self.h, self.w, self.m, self.on_rows = win, ys, h, w, m, on_rows
         self.strip_weight = np.zeros((win, wp), np.float32)  # the same for every strip
         for x in xs:
             self.strip_weight[:, x : x + win] += weights

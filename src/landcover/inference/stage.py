@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
-from landcover.parallel import lower_thread_priority, record_outcome, thread_map
+from landcover.parallel import background_executor, record_outcome, thread_map
 from landcover.styles import write_styles
 from landcover.tracking import connect
 
@@ -83,9 +82,7 @@ class TilePredictor:
         if missing:
             raise DataContractError(f"{missing[0]}: season file missing")
         tile_out = self.out_dir / tile.city_id / tile.tile_id
-        hashing = ThreadPoolExecutor(1, thread_name_prefix="checksums", initializer=lower_thread_priority,
-                                     initargs=(self.predictor.background_nice,))
-        with tile_lock(tile_out), hashing as pool:
+        with tile_lock(tile_out), background_executor("checksums", self.predictor.background_nice) as pool:
             remove_stale_temporaries(tile_out)
             # hashing the inputs (hundreds of MB a tile) runs beside the model; it is awaited up
             # front only when an earlier run's sidecar may let the tile be skipped
