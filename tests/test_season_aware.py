@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import mlflow
 import numpy as np
 import pytest
 import rasterio
@@ -14,10 +15,18 @@ from conftest import REPO, TINY_TRAIN
 from landcover.config import PromoteParams, load_params
 from landcover.dataset import discover_tiles
 from landcover.inference.stage import run_predict
-from landcover.model.calibration import CalibrationCounts, d4, d4_inverse, fit_temperature, probabilities
+from landcover.model.calibration import (
+    CalibrationCounts,
+    choose_temperature,
+    d4,
+    d4_inverse,
+    fit_temperature,
+    probabilities,
+)
 from landcover.model.network import build_network
 from landcover.model.season_aware import SeasonAwareUnet, TemporalAttention
 from landcover.promotion.gates import decide
+from landcover.training.calibrate import crop_folds
 
 torch.manual_seed(0)
 
@@ -91,6 +100,86 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
     assert t == pytest.approx(3.0, rel=0.05)
 
 
+def _reference_ece(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """ECE by torchmetrics (15 bins, L1): code independent of landcover's CalibrationCounts. It sums
+    in float32, so over 20000 pixels it agrees with the float64 sums to about 1e-5."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    return float(multiclass_calibration_error(probs, targets, num_classes=10, n_bins=15, norm="l1"))
+
+
+def _halves(n: int) -> torch.Tensor:
+    """Fold 0 for the first half of the pixels, 1 for the second (as two validation tiles would be)."""
+    return (torch.arange(n) >= n // 2).long()
+
+
+def test_an_over_confident_model_is_calibrated_on_held_out_pixels() -> None:
+    """Logits 3x those of a calibrated model: T near 3 ships, and the cross-fitted ECE falls to
+    about the ECE of the true model (sampling noise), well below the uncalibrated ECE."""
+    rng = np.random.default_rng(0)
+    true_logits = torch.from_numpy(rng.normal(0, 2, (20000, 10))).float()
+    targets = torch.distributions.Categorical(logits=true_logits).sample()
+    choice = choose_temperature(true_logits * 3, targets, _halves(len(targets)))
+    assert choice.kept and choice.temperature == choice.fitted == pytest.approx(3.0, rel=0.05)
+    assert all(t == pytest.approx(3.0, rel=0.05) for t in choice.folds)
+    assert choice.ece_uncalibrated == pytest.approx(_reference_ece(torch.softmax(true_logits * 3, 1), targets),
+                                                    abs=5e-5)
+    assert choice.ece_calibrated < choice.ece_uncalibrated - 0.2  # 0.29 uncalibrated
+    assert choice.ece_calibrated <= _reference_ece(torch.softmax(true_logits, 1), targets) + 0.005
+
+
+def test_a_calibrated_model_keeps_a_temperature_near_one() -> None:
+    """Logits whose softmax is the distribution the labels are drawn from: nothing to correct."""
+    rng = np.random.default_rng(2)
+    logits = torch.from_numpy(rng.normal(0, 2, (20000, 10))).float()
+    targets = torch.distributions.Categorical(logits=logits).sample()
+    choice = choose_temperature(logits, targets, _halves(len(targets)))
+    assert choice.fitted == pytest.approx(1.0, abs=0.1) and choice.temperature == pytest.approx(1.0, abs=0.1)
+    assert choice.kept or choice.temperature == 1.0
+
+
+def test_a_temperature_that_raises_held_out_ece_is_not_shipped() -> None:
+    """Negative log-likelihood and ECE disagree: the model's top class is right 70 % of the time
+    and says 0.7 (calibrated top class, ECE ~ 0), but puts its remaining 0.3 on a decoy class
+    while the labels' other 30 % fall on a third class it gives 1e-4. The NLL fit flattens the
+    softmax (T ~ 3.5), which lowers the top-class confidence below its accuracy: T = 1 ships."""
+    rng = np.random.default_rng(3)
+    n, eps = 20000, 1e-4
+    rows = np.arange(n)
+    top = rng.integers(0, 10, n)
+    decoy = (top + rng.integers(1, 10, n)) % 10
+    third = (top + rng.integers(1, 9, n)) % 10
+    third = np.where(third == decoy, (third + 1) % 10, third)
+    third = np.where(third == top, (third + 1) % 10, third)  # a class other than top and decoy
+    assert not ((third == top) | (third == decoy)).any()
+    probs = np.full((n, 10), eps)
+    probs[rows, top], probs[rows, decoy] = 0.7, 0.3 - 8 * eps
+    targets = torch.from_numpy(np.where(rng.random(n) < 0.7, top, third))
+    choice = choose_temperature(torch.from_numpy(np.log(probs)).float(), targets, _halves(n))
+    assert choice.fitted > 1.5 and not choice.kept and choice.temperature == 1.0
+    # every pixel says 0.7, so ECE at T = 1 is |accuracy - 0.7| (one bin)
+    accuracy = float((targets.numpy() == top).mean())
+    assert choice.ece_uncalibrated == pytest.approx(abs(accuracy - 0.7), abs=1e-5)
+    # the held-out figure: each half scored at the other half's T, pooled
+    logits = torch.from_numpy(np.log(probs)).float()
+    half = _halves(n).bool()
+    crossed = torch.cat([torch.softmax(logits[~half] / choice.folds[1], 1),
+                         torch.softmax(logits[half] / choice.folds[0], 1)])
+    want = _reference_ece(crossed, torch.cat([targets[~half], targets[half]]))
+    assert choice.ece_calibrated == pytest.approx(want, abs=5e-5) and want > choice.ece_uncalibrated + 0.1
+
+
+def test_calibration_folds_are_whole_validation_tiles() -> None:
+    """Crops of one tile never straddle the two folds (a tile's pixels are alike: a fold mixing
+    them would hold out nothing); a single tile falls back to alternating crops."""
+    from types import SimpleNamespace
+
+    items = [("c1/t1", 0, 0), ("c1/t1", 0, 32), ("c2/t1", 0, 0), ("c1/t2", 32, 0), ("c2/t1", 32, 32)]
+    # tiles in key order c1/t1, c1/t2, c2/t1 -> folds 0, 1, 0
+    assert crop_folds(SimpleNamespace(items=items)) == [0, 0, 0, 1, 0]
+    assert crop_folds(SimpleNamespace(items=[("c1/t1", 0, 0), ("c1/t1", 0, 32), ("c1/t1", 32, 0)])) == [0, 1, 0]
+
+
 def test_streaming_ece_equals_torchmetrics() -> None:
     from torchmetrics.functional.classification import multiclass_calibration_error
 
@@ -143,12 +232,25 @@ def test_the_season_aware_model_trains_calibrates_evaluates_and_predicts_probabi
     from landcover.evaluation.stage import run_evaluation
 
     bundle_meta = json.loads((season_aware_model.out_dir / "bundle/model.json").read_text())
-    assert bundle_meta["arch"] == "SeasonAwareUnet" and bundle_meta["temperature"] > 0
+    assert bundle_meta["arch"] == "SeasonAwareUnet"
+    # the bundle ships the fitted T only where the held-out ECE says it helps; the evidence is recorded
+    t = season_aware_model.metrics
+    assert bundle_meta["temperature"] == t["calibration_temperature"]
+    if t["calibration_kept"]:
+        assert t["calibration_temperature"] == t["calibration_temperature_fitted"]
+        assert t["val_ece_calibrated"] <= t["val_ece_uncalibrated"]
+    else:
+        assert t["calibration_temperature"] == 1.0 and t["val_ece_calibrated"] >= t["val_ece_uncalibrated"]
+    logged = mlflow.get_run(season_aware_model.run_id).data.metrics
+    assert logged["calibration_kept"] == float(t["calibration_kept"])
+    assert logged["calibration_val_ece_calibrated"] == pytest.approx(t["val_ece_calibrated"])
     p = load_params(REPO / "params.yaml", {**TINY_TRAIN, "predict.probabilities": True})
     evaluation = run_evaluation(p, tiny_dataset, tiny_split, season_aware_model.model_uri, tmp_path / "eval",
                                 missing_seasons=False)
     m = evaluation.metrics
-    assert 0 <= m["ece"] <= 1 and 0 <= m["ece_uncalibrated"] <= 1 and m["temperature"] == bundle_meta["temperature"]
+    assert m["temperature"] == bundle_meta["temperature"]
+    if m["temperature"] == 1.0:  # nothing scaled: the two test ECEs are one figure
+        assert m["ece"] == m["ece_uncalibrated"]
     assert (tmp_path / "eval/reliability.png").stat().st_size > 10_000
     for state in ("calibrated", "uncalibrated"):
         assert (tmp_path / f"eval/reliability_{state}.csv").read_text().startswith("confidence,accuracy,share")

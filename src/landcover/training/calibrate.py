@@ -1,48 +1,58 @@
-"""Temperature scaling after training, on the validation crops the early stopping already used."""
+"""Temperature scaling after training, cross-fitted on the validation crops and kept only where it
+lowers the held-out ECE (`landcover.model.calibration.choose_temperature`).
+
+The folds are whole validation tiles (alternating in key order), so each half's ECE is measured on
+landscapes its temperature was not fitted on, as the test tiles will be; with a single validation
+tile the crops alternate, and with a single crop the pixels do."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from landcover.model.calibration import CalibrationCounts, fit_temperature
-from landcover.training.data import IGNORE_INDEX
+from landcover.model.calibration import choose_temperature
+from landcover.training.data import IGNORE_INDEX, ValCrops
 from landcover.training.task import SegmentationTask
 
 MAX_PIXELS = 2_000_000  # a regular subsample of the labelled validation pixels fits T as well as all
 
 
+def crop_folds(val_ds: ValCrops) -> list[int]:
+    """Fold (0 or 1) of every validation crop: alternating tiles, or alternating crops of one tile."""
+    keys = [item[0] for item in val_ds.items]
+    tiles = sorted(set(keys))
+    if len(tiles) >= 2:
+        return [tiles.index(k) % 2 for k in keys]
+    return [i % 2 for i in range(len(keys))]
+
+
 @torch.no_grad()  # not inference_mode: the logits feed an autograd fit of T
-def _validation_logits(task: SegmentationTask, val_ds: Dataset, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    logits, targets = [], []
+def _validation_logits(task: SegmentationTask, val_ds: ValCrops, batch: int = 8
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, C) logits, (N,) targets and (N,) folds of every labelled validation pixel."""
+    folds = crop_folds(val_ds)
+    logits, targets, fold = [], [], []
     for start in range(0, len(val_ds), batch):
-        x, y = task.prepare(val_ds.__getitems__(list(range(start, min(start + batch, len(val_ds))))))
+        items = list(range(start, min(start + batch, len(val_ds))))
+        x, y = task.prepare(val_ds.__getitems__(items))
         out = task.network(x).float()
         keep = y != IGNORE_INDEX
         logits.append(out.permute(0, 2, 3, 1)[keep])
         targets.append(y[keep])
-    return torch.cat(logits), torch.cat(targets)
+        fold.append(torch.tensor([folds[i] for i in items]).view(-1, 1, 1).expand_as(y)[keep])
+    fold_all = torch.cat(fold)
+    if len(val_ds) == 1:  # one crop: a regular split of its pixels
+        fold_all = torch.arange(len(fold_all)) % 2
+    return torch.cat(logits), torch.cat(targets), fold_all
 
 
-def _ece(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> float:
-    probs = torch.softmax(logits / temperature, dim=1)
-    top, pred = probs.max(1)
-    counts = CalibrationCounts()
-    counts.update(top.numpy(), (pred == targets).numpy())
-    return counts.ece()
-
-
-def calibrate(task: SegmentationTask, val_ds: Dataset) -> dict[str, float]:
-    """{"temperature", "val_ece_uncalibrated", "val_ece_calibrated", "val_pixels"} of the shipped weights."""
+def calibrate(task: SegmentationTask, val_ds: ValCrops) -> dict[str, Any]:
+    """The shipped temperature and its held-out evidence (`TemperatureChoice.as_dict`)."""
     task.eval()
-    logits, targets = _validation_logits(task, val_ds)
+    logits, targets, fold = _validation_logits(task, val_ds)
     if len(targets) > MAX_PIXELS:
         pick = torch.from_numpy(np.linspace(0, len(targets) - 1, MAX_PIXELS).round().astype(np.int64))
-        logits, targets = logits[pick], targets[pick]
-    if len(targets) == 0:
-        return {"temperature": 1.0, "val_ece_uncalibrated": float("nan"), "val_ece_calibrated": float("nan"),
-                "val_pixels": 0}
-    temperature = fit_temperature(logits, targets)
-    return {"temperature": round(temperature, 4), "val_ece_uncalibrated": round(_ece(logits, targets, 1.0), 4),
-            "val_ece_calibrated": round(_ece(logits, targets, temperature), 4), "val_pixels": int(len(targets))}
+        logits, targets, fold = logits[pick], targets[pick], fold[pick]
+    return choose_temperature(logits, targets, fold).as_dict()
