@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -199,7 +200,6 @@ def test_blocks_render_the_same_pixels_as_the_whole_tile() -> None:
                     city.climate_zone, name, window)
 
 
-@pytest.mark.slow
 def _has_avx2() -> bool:
     try:
         return " avx2" in Path("/proc/cpuinfo").read_text()
@@ -207,19 +207,61 @@ def _has_avx2() -> bool:
         return False
 
 
+# Run in a fresh interpreter under the environment the test sets: generate, then report what actually
+# ran (OpenBLAS's kernel as threadpoolctl sees it, numpy's enabled SIMD dispatch targets) and digests
+# of two controls whose bytes do depend on the kernel (a float64 matmul) and on numpy's SIMD loops
+# (float32 exp): they show each switch took effect on this machine, so equal data digests mean something.
+_GENERATE_AND_REPORT = """
+import hashlib, json, sys
+from pathlib import Path
+import numpy as np
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+from threadpoolctl import threadpool_info
+from landcover.synth.generate import SynthOptions, generate
+generate(Path(sys.argv[1]), SynthOptions(cities=12, tiles_per_city=1, size=256, seed=42))
+rng = np.random.default_rng(0)
+a, b, x = rng.random((512, 9)), rng.random((9, 10)), rng.uniform(-20, 20, 100_000).astype(np.float32)
+print(json.dumps({
+    "blas": sorted({i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"}),
+    "simd": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
+    "matmul": hashlib.sha256((a @ b).tobytes()).hexdigest(),
+    "exp": hashlib.sha256(np.exp(x).tobytes()).hexdigest(),
+}))
+"""
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not _has_avx2(),
                     reason="the Haswell kernel needs an x86-64 CPU with AVX2")
 def test_same_bytes_whichever_blas_kernel(tmp_path: Path) -> None:
-    """Half the demo dataset (every zone, 256 px) generated under two OpenBLAS kernels is
-    byte-identical. With the former `ab @ SPECTRA` mixing, Sandybridge and Haswell kernels changed 8
-    of 10 files of a 2-city run: the data's DVC hash then depended on the CPU."""
-    digests = []
-    for core in ("Sandybridge", "Haswell"):  # both run on any x86-64 CPU with AVX2
-        out = tmp_path / core
-        code = ("from pathlib import Path; from landcover.synth.generate import SynthOptions, generate; "
-                f"generate(Path({str(out)!r}), SynthOptions(cities=12, tiles_per_city=1, size=256, seed=42))")
-        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "OPENBLAS_CORETYPE": core})
-        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in sorted(out.rglob("*.tif"))})
-    assert len(digests[0]) == 12 * 5
-    assert digests[0] == digests[1], sorted(k for k in digests[0] if digests[0][k] != digests[1].get(k))
+    """Half the demo dataset (every zone, 256 px) is byte-identical under two OpenBLAS kernels
+    (Sandybridge: AVX; Haswell: AVX2 and FMA) and under numpy's x86-64-v2 baseline loops with
+    OpenBLAS's Nehalem kernel (an older CPU), so `data.dvc` holds on any x86-64 CPU. With the former
+    `ab @ SPECTRA` mixing, Sandybridge and Haswell kernels changed 8 of 10 files of a 2-city run.
+    Each run must prove its switch took effect (threadpoolctl's kernel name, numpy's dispatch
+    targets, and control digests that differ), or the test fails rather than compares like with like."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    simd = " ".join(f for f in __cpu_dispatch__ if __cpu_features__.get(f))  # numpy's optimised loops here
+    assert simd, "numpy dispatches no SIMD loops on this CPU: the baseline run would change nothing"
+    runs = {"Sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"}, "Haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+            "baseline": {"OPENBLAS_CORETYPE": "Nehalem", "NPY_DISABLE_CPU_FEATURES": simd}}
+    reports, digests = {}, {}
+    for name, env in runs.items():
+        out = tmp_path / name
+        base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
+        proc = subprocess.run([sys.executable, "-c", _GENERATE_AND_REPORT, str(out)], check=True,
+                              capture_output=True, text=True, env={**base, **env})
+        reports[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        digests[name] = {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(out.rglob("*.tif"))}
+    kernels = {name: reports[name]["blas"] for name in runs}
+    assert kernels == {"Sandybridge": ["Sandybridge"], "Haswell": ["Haswell"], "baseline": ["Nehalem"]}, (
+        f"OPENBLAS_CORETYPE did not switch numpy's OpenBLAS kernel: {kernels}")
+    assert reports["Sandybridge"]["matmul"] != reports["Haswell"]["matmul"], "the two kernels compute alike here"
+    assert reports["Haswell"]["simd"] and not reports["baseline"]["simd"], {k: r["simd"] for k, r in reports.items()}
+    assert reports["Haswell"]["exp"] != reports["baseline"]["exp"], "numpy's SIMD and baseline loops compute alike"
+    assert len(digests["Haswell"]) == 12 * 5
+    for name in ("Sandybridge", "baseline"):
+        assert digests[name] == digests["Haswell"], (
+            name, sorted(k for k in digests["Haswell"] if digests["Haswell"][k] != digests[name].get(k)))
