@@ -37,7 +37,7 @@ def main() -> dict:
     import rasterio
 
     from landcover.config import load_params
-    from landcover.mosaic.sources import open_source
+    from landcover.mosaic.opening import open_source
     from landcover.mosaic.stage import TileMosaicker, dask_scheduler
 
     size = 256 if c.quick() else 1024

@@ -24,7 +24,7 @@ from landcover import reporting
 from landcover.config import load_params
 from landcover.labels.stage import run_labels
 from landcover.mosaic.grid import plan_targets
-from landcover.mosaic.sources import open_source
+from landcover.mosaic.opening import open_source
 from landcover.mosaic.stage import run_mosaic
 
 try:

@@ -1,6 +1,10 @@
 """`landcover mosaic` on fabricated L2A scenes with known clouds, shadows and offsets, as a static
-STAC catalog (three catalogue styles) and as SAFE folders: the composite is the per-pixel median of
-the clear observations, exactly."""
+STAC catalog (four catalogue styles) and as SAFE products: the composite is the per-pixel median of
+the clear observations, exactly, in the default configuration (bilinear 20 m bands).
+
+The expected composites come from `mosaic_reference.reference()`, written from the rule's statement
+in map coordinates (each 10 m pixel centre, the 20 m pixels around it, their SCL and bands), not from
+the code's grid arithmetic."""
 
 from __future__ import annotations
 
@@ -12,59 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 
 from conftest import REPO
-from landcover.bands import BANDS, SEASONS
-from landcover.config import load_params
-from landcover.dataset import City
+from landcover.bands import BANDS
 from landcover.geo import TileGrid
-from landcover.mosaic.sources import open_source, season_window
+from landcover.mosaic.opening import open_source
+from landcover.mosaic.sources import season_window
 from landcover.mosaic.stage import run_mosaic
-from landcover.synth.l2a import BANDS_10M, FakeScene, fabricate, write_catalog, write_safe
-
-SIZE = 64
-WEST, NORTH, EPSG = 500000.0, 5000000.0, 32632
-TILE = TileGrid("c1", "r00c00", EPSG, WEST, NORTH, SIZE, SIZE)
-CITY = City("c1", "Test", "IT", 45.13, 9.0, "continental")
-MASKED = (0, 1, 3, 8, 9, 10)
-NEAREST = {"mosaic.resampling_20m": "nearest", "mosaic.plausibility.min_land_pixels": 100}
-
-
-def params(**overrides):
-    return load_params(REPO / "params.yaml", {**NEAREST, **overrides})
-
-
-def expected(scenes: list[FakeScene], offsets: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The per-pixel median of the clear observations, computed from the fabricated truth (20 m bands
-    and SCL repeated 2 x 2, which is what nearest resampling onto the 10 m grid gives)."""
-    values = []
-    for k, s in enumerate(scenes):
-        dn = np.stack([s.dn(b) if b in BANDS_10M else np.repeat(np.repeat(s.dn(b), 2, 0), 2, 1) for b in BANDS])
-        clear = ~np.isin(s.scl10(), MASKED) & (dn > 0).all(0)
-        v = dn.astype(np.float64) + (s.offset if offsets is None else offsets[k])
-        v[:, ~clear] = np.nan
-        values.append(v)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(np.stack(values), axis=0)
-    count = (~np.isnan(np.stack(values)[:, 0])).sum(0)
-    return np.where(np.isnan(median), 0, np.clip(np.round(median), 1, 65535)).astype(np.uint16), count
-
-
-def mosaic(source: Path, out: Path, p=None, tiles=(TILE,), year: int = 2023):
-    p = p or params()
-    return run_mosaic(p, out, list(tiles), [CITY], open_source(str(source), p.mosaic), year)
-
-
-def read_tile(out: Path, season: str = "summer", tile: TileGrid = TILE) -> tuple[np.ndarray, np.ndarray, dict]:
-    folder = out / "tiles" / tile.city_id / tile.tile_id
-    with rasterio.open(folder / f"{season}.tif") as src:
-        pixels = src.read()
-        assert src.descriptions == BANDS and src.nodata == 0 and src.dtypes[0] == "uint16"
-    with rasterio.open(folder / "clear_count.tif") as src:
-        count = src.read(SEASONS.index(season) + 1)
-    return pixels, count, json.loads((folder / "manifest.json").read_text())
+from landcover.synth.l2a import FakeScene, fabricate, write_catalog, write_safe
+from mosaic_reference import CITY, EPSG, MASKED, NORTH, SIZE, TILE, WEST, expected, mosaic, params, read_tile
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +116,33 @@ def test_20m_bands_land_on_the_right_pixels(tmp_path, dx, dy) -> None:
     assert np.array_equal(pixels[BANDS.index("B04")], scene.dn("B04")[jj[:, 0]][:, ii[0]] - 1000)
 
 
-def test_upsampling_next_to_nodata_is_nodata_and_nearest_repeats_pixels() -> None:
-    from landcover.mosaic.load import upsample
+def test_bilinear_never_reaches_across_a_masked_20m_pixel() -> None:
+    """By hand: the first 10 m pixel of a tile on the 20 m grid lies in 20 m pixel (1, 1) of a grid with
+    one pixel of margin, 1/4 of the way from (0, 0): weights 1/16, 3/16, 3/16, 9/16. With (0, 1) masked,
+    the rest renormalise: (2000 + 3 * 1000 + 9 * 1000) / 13 = 1076.9."""
+    from landcover.mosaic.resample import fine_block, upsample_clear
 
-    coarse = np.full((1, 4, 4), 1000, np.uint16)
-    coarse[0, :, 0] = 0
-    coarse[0, 2, 2] = 3000
-    out = upsample(coarse, 0.75, 0.75, (4, 4), bilinear=True)[0]
-    assert (out[:, 0] == 0).all() and (out[:, 1:] > 0).all()
-    assert out[1, 2] == round(1000 * 0.5625 + 3000 * 0.1875 + 1000 * 0.25) and out[2, 2] == 2125
-    nearest = upsample(coarse, 0.75, 0.75, (4, 4), bilinear=False)[0]
-    assert np.array_equal(nearest, np.repeat(np.repeat(coarse[0, 1:3, 1:3], 2, 0), 2, 1))
+    bands = np.full((1, 1, 4, 4), 1000, np.uint16)
+    bands[0, 0, 0, 0], bands[0, 0, 0, 1] = 2000, 8000
+    clear = np.ones((1, 4, 4), bool)
+    clear[0, 0, 1] = False
+    out, fine_clear = upsample_clear(bands, clear, 0.75, 0.75, (4, 4), bilinear=True)
+    assert out[0, 0, 0, 0] == 1077 and fine_clear[0, 0, 0]
+    assert out[0, 0].max() < 2000  # the masked 8000 reaches no clear pixel
+    unmasked, _ = upsample_clear(bands, np.ones_like(clear), 0.75, 0.75, (4, 4), bilinear=True)
+    assert unmasked[0, 0, 0, 0] == (2000 + 3 * 8000 + 3 * 1000 + 9 * 1000) // 16  # 2375: what leaked before
+    # a pixel whose own 20 m pixel is masked is nodata; nearest repeats the clear 20 m pixels
+    clear[0, 1, 1] = False
+    out, fine_clear = upsample_clear(bands, clear, 0.75, 0.75, (4, 4), bilinear=False)
+    assert not fine_clear[0, :2, :2].any() and (out[0, 0, :2, :2] == 0).all()
+    assert np.array_equal(out[0, 0, 2:, 2:], np.full((2, 2), 1000))
+    # the SCL decides at 20 m; a buffer of one 20 m pixel also drops the 4-neighbours of a cloud
+    coarse = np.concatenate([np.full((1, 6, 5, 5), 1000, np.uint16), np.full((1, 1, 5, 5), 4, np.uint16)], 1)
+    coarse[0, -1, 2, 2] = 9
+    flags = fine_block(coarse, 0.75, 0.75, (6, 6), True, MASKED, buffer_px=1)[0, -1].astype(bool)
+    own = np.floor(0.75 + np.arange(6) / 2 + 0.5).astype(int)  # the 20 m pixel of each fine row / column
+    dist2 = (own[:, None] - 2) ** 2 + (own[None, :] - 2) ** 2
+    assert np.array_equal(flags, dist2 > 1)
 
 
 def test_a_mis_tagged_scene_is_caught(scenes, tmp_path) -> None:

@@ -304,6 +304,8 @@ class StacPreset(_Section):
     collection: str = "sentinel-2-l2a"
     assets: dict[str, str]  # B02..B12 and SCL -> the catalogue's asset key
     sign: Literal["planetary-computer"] | None = None  # hrefs need signing before they can be read
+    # s3:// hrefs served by this S3 endpoint (path-style; keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
+    s3_endpoint: str | None = None
 
     @field_validator("assets")
     @classmethod
@@ -335,8 +337,11 @@ class MosaicParams(_Section):
     max_cloud_cover: float = Field(70.0, ge=0, le=100)  # scene-level eo:cloud_cover, percent
     mask_scl: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
     mask_snow: bool = False  # snow (SCL 11) is real surface in winter
+    # grow masked cloud and shadow (SCL 3, 8, 9, 10) by this many metres (at 20 m: 20 -> 1 pixel, 40 -> 2)
+    mask_buffer_m: float = Field(0.0, ge=0, le=1000)
     quantile: float = Field(0.5, ge=0, le=1)  # 0.5: the median of the clear observations
-    resampling_20m: Literal["bilinear", "cubic", "nearest", "average"] = "bilinear"
+    # 20 m bands onto the 10 m grid; bilinear never reaches across a masked 20 m pixel (mosaic/resample.py)
+    resampling_20m: Literal["bilinear", "nearest"] = "bilinear"
     offset_when_unknown: int | None = None  # BOA offset (DN) for scenes whose metadata states none
     plausibility: PlausibilityParams = PlausibilityParams()
     chunk: int = Field(512, ge=16)  # Dask chunk side in pixels
@@ -362,6 +367,10 @@ class MosaicParams(_Section):
         if any(not 0 <= c <= 11 for c in v):
             raise ValueError(f"SCL codes are 0..11, got {list(v)}")
         return v
+
+    def masked_classes(self) -> tuple[int, ...]:
+        """The SCL classes that are never ground: mask_scl, and snow when mask_snow."""
+        return tuple(sorted({*self.mask_scl, *((11,) if self.mask_snow else ())}))
 
 
 class LabelsParams(_Section):

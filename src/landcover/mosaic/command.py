@@ -15,7 +15,7 @@ REPORT = "mosaic_report.json"
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.io_utils import atomic_write_json
     from landcover.mosaic.grid import plan_targets
-    from landcover.mosaic.sources import open_source
+    from landcover.mosaic.opening import open_source
     from landcover.mosaic.stage import run_mosaic
     from landcover.progress import item_bars
 

@@ -1,7 +1,8 @@
 """The seasonal composite of one block of pixels: pure numpy, so it is tested without files.
 
-Per pixel, an observation is clear when its scene classification is not masked and every band
-holds data. Observations of one acquisition day (overlapping granules of one overpass) are fused
+Per pixel, an observation is clear when the 20 m pixel it lies in was judged clear (scene
+classification not masked, 20 m bands with data, outside any mask buffer: `resample.py`) and every
+band holds data. Observations of one acquisition day (overlapping granules of one overpass) are fused
 first, so a pixel seen twice by one overpass counts once. The composite is a quantile (the median
 by default) of the clear days, per band, over the same days for every band; the count of clear
 days goes beside it. A pixel clear on no day is nodata (0) in every band, never a reflectance.
@@ -16,9 +17,9 @@ MAX_DN = 65535
 MAX_COUNT = 255  # the count layer is uint8
 
 
-def clear_mask(dn: np.ndarray, scl: np.ndarray, masked_scl: tuple[int, ...]) -> np.ndarray:
-    """(T, y, x) True where the scene saw the ground: SCL not masked, no band at nodata."""
-    return ~np.isin(scl, masked_scl) & (dn != NODATA).all(axis=1)
+def clear_mask(dn: np.ndarray, clear_20m: np.ndarray) -> np.ndarray:
+    """(T, y, x) True where the scene saw the ground: clear at 20 m, no band at nodata."""
+    return clear_20m & (dn != NODATA).all(axis=1)
 
 
 def fuse_days(values: np.ndarray, clear: np.ndarray, day_of: np.ndarray) -> np.ndarray:
@@ -47,18 +48,18 @@ def nan_quantile(values: np.ndarray, quantile: float) -> tuple[np.ndarray, np.nd
     return at_low + (at_high - at_low) * (position - low).astype(np.float32), count
 
 
-def composite_block(dn: np.ndarray, scl: np.ndarray, offsets: np.ndarray, day_of: np.ndarray,
-                    masked_scl: tuple[int, ...], quantile: float = 0.5) -> np.ndarray:
+def composite_block(dn: np.ndarray, clear_20m: np.ndarray, offsets: np.ndarray, day_of: np.ndarray,
+                    quantile: float = 0.5) -> np.ndarray:
     """Composite one block.
 
-    dn: (T, B, y, x) uint16 digital numbers; scl: (T, y, x) scene classification; offsets: (T, B)
+    dn: (T, B, y, x) uint16 digital numbers; clear_20m: (T, y, x) the mask decided at 20 m; offsets: (T, B)
     BOA offset per scene and band, in DN (reflectance x 10000 = DN + offset); day_of: (T,) day index
     of each scene. Returns (B + 1, y, x) uint16: the composite (reflectance x 10000, 1..65535, 0 =
     no clear observation) and, last, the number of clear days (capped at 255).
     """
     if dn.shape[0] == 0:
         return np.zeros((dn.shape[1] + 1, *dn.shape[2:]), np.uint16)
-    clear = clear_mask(dn, scl, masked_scl)
+    clear = clear_mask(dn, clear_20m)
     values = dn.astype(np.float32) + offsets.astype(np.float32)[:, :, None, None]
     fused = fuse_days(values, clear, np.asarray(day_of, dtype=np.int64))
     value, count = nan_quantile(fused, quantile)

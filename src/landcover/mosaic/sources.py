@@ -1,6 +1,7 @@
-"""Where scenes come from: a STAC API, a local static STAC catalog or item collection, or a folder
-of SAFE products. Each yields pystac Items for a place and a date window; from there every source
+"""Where scenes come from: a STAC API, a local static STAC catalog or item collection, or SAFE
+products (`safe.py`). Each yields pystac Items for a place and a date window; from there every source
 shares one loading path (odc-stac), so the code only a remote API reaches is the search itself.
+`opening.py` turns a `--source` into one of them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pystac
 
-from landcover.config import S2_ASSETS, MosaicParams, StacPreset
+from landcover.config import S2_ASSETS, StacPreset
 from landcover.errors import LandcoverError
 
 IDENTITY_ASSETS = {band: band for band in S2_ASSETS}  # SAFE items and many local catalogs
@@ -96,7 +97,7 @@ class StacApiSource:
         return list(found)
 
 
-def _read_static(path: Path) -> list[pystac.Item]:
+def read_static(path: Path) -> list[pystac.Item]:
     try:
         kind = json.loads(path.read_text()).get("type")
         if kind == "FeatureCollection":
@@ -110,38 +111,3 @@ def _read_static(path: Path) -> list[pystac.Item]:
     for item in items:
         item.make_asset_hrefs_absolute()
     return items
-
-
-def open_source(spec: str, mp: MosaicParams) -> LocalSource | StacApiSource:
-    """`spec`: a preset name, a STAC API URL, a STAC JSON file, or a folder (SAFE products, or
-    holding catalog.json / collection.json)."""
-    if mp.preset and mp.preset not in mp.presets:
-        raise SourceError(f"mosaic.preset {mp.preset!r} is not one of mosaic.presets ({', '.join(mp.presets)})")
-    presets = {name: p.assets for name, p in mp.presets.items()}
-    chosen = {mp.preset: presets[mp.preset]} if mp.preset else None
-    if spec in mp.presets:
-        return StacApiSource(mp.presets[spec], mp.retries)
-    if spec.startswith(("http://", "https://")):
-        match = mp.presets[mp.preset] if mp.preset else next(
-            (p for p in mp.presets.values() if p.url and p.url.rstrip("/") == spec.rstrip("/")), None)
-        if match is None:
-            raise SourceError(f"{spec}: no preset in mosaic.presets has this URL; set mosaic.preset")
-        return StacApiSource(match.model_copy(update={"url": spec}), mp.retries)
-    path = Path(spec)
-    if not path.exists():
-        raise SourceError(f"{spec}: neither a preset ({', '.join(mp.presets)}), a URL, nor an existing path")
-    candidates = chosen or {"band names": IDENTITY_ASSETS, **presets}
-    if path.is_dir():
-        from landcover.mosaic.safe import find_safe_products, safe_item
-
-        products = find_safe_products(path)
-        if products:
-            return LocalSource({"kind": "safe", "path": str(path.resolve()), "products": len(products)},
-                               [safe_item(p) for p in products], {"band names": IDENTITY_ASSETS})
-        for name in ("catalog.json", "collection.json"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise SourceError(f"{spec}: folder holds no .SAFE product, catalog.json or collection.json")
-    return LocalSource({"kind": "stac-static", "path": str(path.resolve())}, _read_static(path), candidates)

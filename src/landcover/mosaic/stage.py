@@ -32,8 +32,17 @@ from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.lineage import params_hash
 from landcover.mosaic.composite import composite_block, nonpositive_counts
 from landcover.mosaic.load import load_stack
-from landcover.mosaic.scenes import Scene, SceneError, detect_assets, solar_day_index, sort_scenes, to_scene
-from landcover.mosaic.sources import LocalSource, StacApiSource, season_window
+from landcover.mosaic.opening import Source
+from landcover.mosaic.scenes import (
+    Scene,
+    SceneError,
+    detect_assets,
+    newest_processing,
+    solar_day_index,
+    sort_scenes,
+    to_scene,
+)
+from landcover.mosaic.sources import StacApiSource, season_window
 from landcover.mosaic.writer import COUNT_FILE, MANIFEST, read_manifest, write_counts, write_season
 from landcover.parallel import one_line, record_outcome, thread_map
 
@@ -102,12 +111,11 @@ def composite(scenes: list[Scene], tile: TileGrid, mp: MosaicParams, check: bool
     if not scenes:
         return SeasonComposite(np.zeros((len(BANDS), tile.height, tile.width), np.uint16),
                                np.zeros((tile.height, tile.width), np.uint8), [])
-    stack, scl = load_stack(scenes, tile, mp.chunk, mp.resampling_20m)
+    stack, scl, clear = load_stack(scenes, tile, mp.chunk, mp.resampling_20m, mp.masked_classes(), mp.mask_buffer_m)
     offsets = np.array([s.offsets for s in scenes], dtype=np.float32)
-    masked = tuple(sorted({*mp.mask_scl, *((11,) if mp.mask_snow else ())}))
-    result = da.blockwise(composite_block, "cyx", stack, "tbyx", scl, "tyx", new_axes={"c": len(BANDS) + 1},
+    result = da.blockwise(composite_block, "cyx", stack, "tbyx", clear, "tyx", new_axes={"c": len(BANDS) + 1},
                           concatenate=True, dtype=np.uint16, offsets=offsets,
-                          day_of=solar_day_index(scenes, tile.centre_lon()), masked_scl=masked, quantile=mp.quantile)
+                          day_of=solar_day_index(scenes, tile.centre_lon()), quantile=mp.quantile)
     if not check:
         out = result.compute()
         return SeasonComposite(out[:-1], out[-1].astype(np.uint8), scenes)
@@ -126,7 +134,7 @@ def _unreadable(scenes: list[Scene], tile: TileGrid, mp: MosaicParams) -> dict[s
     bad = {}
     for scene in scenes:
         try:
-            stack, scl = load_stack([scene], tile, mp.chunk, mp.resampling_20m)
+            stack, scl, _ = load_stack([scene], tile, mp.chunk, mp.resampling_20m, mp.masked_classes())
             dask.compute(stack.sum(), scl.sum())
         except READ_ERRORS as exc:
             bad[scene.id] = one_line(exc)
@@ -156,7 +164,7 @@ def composite_with_retries(scenes: list[Scene], tile: TileGrid, season: str, mp:
 
 def _pixel_params(mp: MosaicParams) -> dict:
     """The params that shape a tile's pixels (a change redoes the tile; workers or Dask do not)."""
-    keep = ("seasons", "max_cloud_cover", "mask_scl", "mask_snow", "quantile", "resampling_20m",
+    keep = ("seasons", "max_cloud_cover", "mask_scl", "mask_snow", "mask_buffer_m", "quantile", "resampling_20m",
             "offset_when_unknown", "plausibility", "skip_unreadable_scenes")
     return mp.model_dump(mode="json", include=set(keep))
 
@@ -164,7 +172,7 @@ def _pixel_params(mp: MosaicParams) -> dict:
 class TileMosaicker:
     """Per-tile work (the unit a flow maps): search, composite four seasons, write."""
 
-    def __init__(self, p: Params, source: LocalSource | StacApiSource, out: Path, year: int,
+    def __init__(self, p: Params, source: Source, out: Path, year: int,
                  progress: Progress | None = None) -> None:
         self.mp, self.source, self.year, self.progress = p.mosaic, source, year, progress
         self.tiles_root = Path(out) / "tiles"
@@ -184,7 +192,8 @@ class TileMosaicker:
                 scenes.append(to_scene(item, assets, self.mp.offset_when_unknown))
             except SceneError as exc:
                 excluded.append({"id": item.id, "reason": str(exc)})
-        return sort_scenes(scenes), excluded
+        scenes, superseded = newest_processing(scenes)
+        return sort_scenes(scenes), excluded + superseded
 
     def __call__(self, tile: TileGrid) -> TileOutcome:
         start = time.perf_counter()
@@ -264,8 +273,10 @@ class dask_scheduler:  # noqa: N801 - used as a context manager
     """Local threads by default, a Dask cluster when `mosaic.dask_address` is set. Remote reads
     get GDAL's cloud defaults and HTTP retries, on the cluster's workers too."""
 
-    def __init__(self, mp: MosaicParams, remote: bool = False) -> None:
-        self.mp, self.remote, self.client, self.config = mp, remote, None, None
+    def __init__(self, mp: MosaicParams, source: Source | None = None) -> None:
+        self.mp, self.client, self.config = mp, None, None
+        self.remote = isinstance(source, StacApiSource)
+        self.s3_endpoint = source.preset.s3_endpoint if self.remote else None
 
     def __enter__(self):
         import odc.stac
@@ -275,8 +286,11 @@ class dask_scheduler:  # noqa: N801 - used as a context manager
 
             self.client = Client(self.mp.dask_address)
         if self.remote or self.client is not None:
+            # an S3 store of its own (the Copernicus Data Space's eodata): path-style requests to its endpoint;
+            # GDAL reads the keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in each process's environment
+            s3 = {"AWS_S3_ENDPOINT": self.s3_endpoint, "AWS_VIRTUAL_HOSTING": "FALSE"} if self.s3_endpoint else {}
             odc.stac.configure_rio(cloud_defaults=True, client=self.client, GDAL_HTTP_MAX_RETRY=str(self.mp.retries),
-                                   GDAL_HTTP_RETRY_DELAY=str(self.mp.retry_delay_s))
+                                   GDAL_HTTP_RETRY_DELAY=str(self.mp.retry_delay_s), **s3)
         if self.client is None:
             self.config = dask.config.set(scheduler="threads", num_workers=self.mp.workers)
             self.config.__enter__()
@@ -289,7 +303,7 @@ class dask_scheduler:  # noqa: N801 - used as a context manager
             self.config.__exit__(*exc)
 
 
-def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], source: LocalSource | StacApiSource,
+def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], source: Source,
                year: int, map_fn: MapFn | None = None, progress: Progress | None = None) -> MosaicResult:
     start = time.perf_counter()
     out = Path(out)
@@ -297,7 +311,7 @@ def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], 
     merge_cities(out / "cities.csv", cities)
     worker = TileMosaicker(p, source, out, year, progress)
     result = MosaicResult(out)
-    with dask_scheduler(p.mosaic, remote=isinstance(source, StacApiSource)):
+    with dask_scheduler(p.mosaic, source):
         outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
         for tile, outcome in zip(tiles, outcomes, strict=True):
             if record_outcome(result, tile.key, outcome):
