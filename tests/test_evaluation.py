@@ -1,23 +1,29 @@
-"""Whole-tile test evaluation: metrics from one confusion matrix, same code as inference."""
+"""Whole-tile test evaluation: metrics from one confusion matrix, same sliding window as inference,
+checked against counts and probabilities computed outside the evaluation code."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import rasterio
+import torch
 
 from conftest import REPO, TINY_TRAIN
 from landcover.classes import CLASS_NAMES
+from landcover.cli import main as cli_main
 from landcover.config import load_params
 from landcover.dataset import read_label
 from landcover.evaluation.stage import run_evaluation
-from landcover.inference.sliding import SlidingPredictor, predict_tile_classes
+from landcover.inference.stage import run_predict
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.loading import load_bundle
 from landcover.split.splitfile import read_split
+from test_inference import SHARP_TEMPERATURE, TTA_ONE_WINDOW, d4_logits, mean_softmax, varied_model_uri
 
 
 def test_scores_from_a_known_confusion_matrix() -> None:
@@ -56,18 +62,100 @@ def test_every_labelled_test_pixel_counted_once(evaluation, tiny_dataset, tiny_s
     assert 0.95 * labelled <= result.metrics["pixels"] <= labelled
 
 
-def test_metrics_match_the_inference_code(evaluation, tiny_model, tiny_dataset, tiny_split) -> None:
-    """The figures come from the same sliding-window predictions batch inference writes."""
-    result, p = evaluation
-    bundle, _ = load_bundle(tiny_model.model_uri)
-    predictor = SlidingPredictor(bundle, p.inference.window, p.inference.overlap, p.inference.batch_size)
+def _hand_confusion(target: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(10, 10) counts, rows = reference, columns = prediction, by np.add.at (not bincount)."""
+    cm = np.zeros((10, 10), np.int64)
+    np.add.at(cm, (target, pred), 1)
+    return cm
+
+
+def _read_confusion_csv(path: Path) -> np.ndarray:
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["reference", *CLASS_NAMES] and [r[0] for r in rows[1:]] == list(CLASS_NAMES)
+    return np.array([[int(v) for v in r[1:]] for r in rows[1:]], np.int64)
+
+
+def test_metrics_equal_a_hand_count_of_the_written_maps(tiny_model, tiny_dataset, tiny_split, mlflow_store,
+                                                        tmp_path) -> None:
+    """Evaluation's confusion matrix and scores equal those counted here from the maps `landcover
+    predict` writes and the label rasters, with IoU, F1, precision, recall and mIoU from their
+    definitions. Independent of evaluation's scoring: the maps come through predict's writer
+    (argmax in `write_tile`, a COG round trip), the labels are read with rasterio, the counts made
+    with np.add.at; evaluation scores with `tile_confusion`, `confusion_counts` and
+    `scores_from_confusion`. Both share only the network and the sliding window (tests/test_sliding.py).
+    Default inference settings (overlapping windows, no TTA); a sharpened model, so several classes
+    are predicted and every score has something to get wrong."""
+    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    uri = varied_model_uri(p, tiny_model.model_uri, tmp_path)
+    result = run_evaluation(p, tiny_dataset, tiny_split, uri, tmp_path / "eval", missing_seasons=False)
+    assert not run_predict(p, tiny_dataset, tmp_path / "maps", uri, tiny_split, "test").failed
     cm = np.zeros((10, 10), np.int64)
     for tile in read_split(tiny_split, tiny_dataset, "test"):
-        codes, _ = predict_tile_classes(predictor, tile)
-        label = read_label(tile)
-        target = np.where((label > 0) & (codes > 0), label.astype(np.int64) - 1, 255)
-        cm += confusion_counts(codes.astype(np.int64) - 1, target)
-    assert np.array_equal(cm, result.confusion)
+        with rasterio.open(tmp_path / "maps" / tile.city_id / tile.tile_id / "landcover.tif") as lc:
+            codes = lc.read(1).astype(np.int64)
+        with rasterio.open(tile.label_path) as lb:
+            label = lb.read(1).astype(np.int64)
+        scored = (codes > 0) & (label >= 1) & (label <= 10)  # predicted (observed) and labelled
+        cm += _hand_confusion(label[scored] - 1, codes[scored] - 1)
+    assert (cm.sum(0) > 0).sum() >= 3 and (cm.sum(1) > 0).sum() >= 3, cm  # several classes on both axes
+    assert np.array_equal(result.confusion, cm)
+    assert np.array_equal(_read_confusion_csv(tmp_path / "eval/confusion_matrix.csv"), cm)
+    m, present = result.metrics, []
+    for k, name in enumerate(CLASS_NAMES):
+        tp, fp, fn = cm[k, k], cm[:, k].sum() - cm[k, k], cm[k, :].sum() - cm[k, k]
+        iou = tp / (tp + fp + fn) if tp + fp + fn else 0.0
+        assert m["iou"][name] == pytest.approx(iou, abs=5.1e-5)  # reported to 4 decimals
+        assert m["f1"][name] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0, abs=5.1e-5)
+        assert m["precision"][name] == pytest.approx(tp / (tp + fp) if tp + fp else 0.0, abs=5.1e-5)
+        assert m["recall"][name] == pytest.approx(tp / (tp + fn) if tp + fn else 0.0, abs=5.1e-5)
+        if tp + fn:  # mIoU: the mean over classes present in the reference
+            present.append(iou)
+    assert m["miou"] == pytest.approx(sum(present) / len(present), abs=5.1e-5)
+    assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=5.1e-5) and m["pixels"] == cm.sum()
+
+
+def test_tta_evaluation_scores_the_mean_of_the_eight_d4_views(tiny_model, tiny_dataset, tiny_split, mlflow_store,
+                                                               tmp_path) -> None:
+    """`landcover evaluate` with `inference.tta: true` scores the mean of the eight D4 views'
+    probabilities computed here without landcover's code: the same confusion matrix (up to
+    near-ties float noise may flip) and the same ECE, calibrated and not (torchmetrics)."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    uri = varied_model_uri(p, tiny_model.model_uri, tmp_path)
+    sets = [f"--set={k}={v}" for k, v in {**TINY_TRAIN, **TTA_ONE_WINDOW}.items()]
+    assert cli_main(["--params", str(REPO / "params.yaml"), *sets, "evaluate", "--data", str(tiny_dataset), "--split",
+                     str(tiny_split), "--model", uri, "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval/metrics.json").read_text())
+    bundle, _ = load_bundle(uri)
+    cm, plain_cm, ties = np.zeros((10, 10), np.int64), np.zeros((10, 10), np.int64), 0
+    probs: dict[str, list[np.ndarray]] = {"calibrated": [], "uncalibrated": [], "no TTA": []}
+    targets = []
+    for tile in read_split(tiny_split, tiny_dataset, "test"):
+        views, valid = d4_logits(bundle, tile)
+        with rasterio.open(tile.label_path) as lb:
+            label = lb.read(1).astype(np.int64)
+        scored = valid & (label >= 1) & (label <= 10)
+        want = mean_softmax(views, SHARP_TEMPERATURE)
+        top = np.sort(want, axis=0)
+        ties += int((top[-1] - top[-2] <= 1e-4)[scored].sum())
+        cm += _hand_confusion(label[scored] - 1, want.argmax(0)[scored])
+        plain = mean_softmax(views[:1], SHARP_TEMPERATURE)
+        plain_cm += _hand_confusion(label[scored] - 1, plain.argmax(0)[scored])
+        for name, pr in (("calibrated", want), ("uncalibrated", mean_softmax(views, 1.0)), ("no TTA", plain)):
+            probs[name].append(pr[:, scored].T)
+        targets.append(label[scored] - 1)
+    got = _read_confusion_csv(tmp_path / "eval/confusion_matrix.csv")
+    assert np.abs(got - cm).sum() <= 2 * ties and m["tta"] is True
+    assert np.abs(plain_cm - cm).sum() > 2 * ties + 50  # without TTA the matrix would differ
+    target = torch.from_numpy(np.concatenate(targets))
+    ece = {name: float(multiclass_calibration_error(torch.from_numpy(np.concatenate(v)).float(), target,
+                                                    num_classes=10, n_bins=15, norm="l1"))
+           for name, v in probs.items()}
+    # reported to 4 decimals; torchmetrics sums in float32
+    assert m["ece"] == pytest.approx(ece["calibrated"], abs=1e-4)
+    assert m["ece_uncalibrated"] == pytest.approx(ece["uncalibrated"], abs=1e-4)
+    assert abs(ece["no TTA"] - ece["calibrated"]) > 3e-4 and abs(ece["uncalibrated"] - ece["calibrated"]) > 3e-4
 
 
 def test_outputs_and_mlflow_logging(evaluation, tiny_model) -> None:

@@ -12,19 +12,32 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 
 from conftest import REPO, TINY_TRAIN
+from landcover.classes import NUM_CLASSES
 from landcover.cli import main as cli_main
-from landcover.config import load_params
-from landcover.dataset import discover_tiles
+from landcover.config import Params, load_params
+from landcover.dataset import TileRef, discover_tiles
 from landcover.inference.outputs import OUTPUTS
 from landcover.inference.stage import run_predict
+from landcover.model.bundle import ModelBundle
+from landcover.model.loading import load_bundle
+from landcover.model.pyfunc import log_bundle_model
+from landcover.split.splitfile import read_split
 from landcover.synth.generate import SynthOptions, generate
+from landcover.tracking import connect
+
+# TTA on tiles that are exactly one window (the tiny dataset's 64 px, no overlap): no blending or
+# padding stands between the network's output and the written probabilities
+TTA_ONE_WINDOW = {"inference.tta": True, "inference.window": 64, "inference.overlap": 0}
+SHARP_TEMPERATURE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +256,72 @@ def test_a_stac_collection_walks_every_tile(predicted) -> None:
         assert Path(item.assets["landcover"].get_absolute_href()).is_file()
     w, s, e, n = collection.extent.spatial.bboxes[0]
     assert all(w <= i.bbox[0] and i.bbox[2] <= e and s <= i.bbox[1] and i.bbox[3] <= n for i in items)
+
+
+def varied_model_uri(p: Params, model_uri: str, folder: Path, temperature: float = SHARP_TEMPERATURE) -> str:
+    """The tiny model with its class head sharpened (weights x 20, bias 0) and `temperature` in its
+    bundle, logged as a new MLflow model. The smoke-trained model predicts one class almost everywhere
+    with near-uniform probabilities: TTA moves them by < 0.5 % (under the outputs' percent
+    quantisation) and a confusion matrix has one column, so no wrong computation would show."""
+    bundle, _ = load_bundle(model_uri)
+    head = [m for m in bundle.network.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == NUM_CLASSES]
+    with torch.no_grad():
+        head[-1].weight *= 20
+        head[-1].bias.zero_()
+    bundle.meta.temperature = temperature
+    bundle.save(folder / "bundle")
+    with mlflow.start_run(experiment_id=connect(p.tracking_uri(), p.mlflow.experiment)):
+        return log_bundle_model(folder / "bundle").model_uri
+
+
+@torch.no_grad()
+def d4_logits(bundle: ModelBundle, tile: TileRef) -> tuple[list[torch.Tensor], np.ndarray]:
+    """The bundle's network on each of the eight flips and rotations of a one-window tile, each output
+    turned back (identity view first): (C, H, W) float64 logits, and the (H, W) mask of pixels with
+    any observation. Written from the definitions (z-scores of reflectance, torch.rot90 / flip), not
+    with landcover's normalisation or D4 helpers."""
+    dn = np.concatenate([rasterio.open(tile.season_path(s)).read() for s in bundle.meta.seasons]).astype(np.float64)
+    assert dn.shape[1:] == (64, 64), "the comparison needs a tile that is exactly one window"
+    mean, std = (np.asarray(bundle.meta.norm[k], np.float64)[:, None, None] for k in ("mean", "std"))
+    x = torch.from_numpy(np.where(dn > 0, (dn / 10000 - mean) / std, 0.0)).float()[None]
+    views = []
+    for k in range(4):
+        for flip in (False, True):
+            view = torch.rot90(x, k, dims=(2, 3))
+            out = bundle.network(view.flip(3) if flip else view).double()[0]
+            views.append(torch.rot90(out.flip(2) if flip else out, -k, dims=(1, 2)))
+    return views, (dn > 0).any(0)
+
+
+def mean_softmax(views: list[torch.Tensor], temperature: float) -> np.ndarray:
+    """(C, H, W) mean over the views of softmax(logits / T): TTA's probabilities."""
+    return (sum(torch.softmax(v / temperature, dim=0) for v in views) / len(views)).numpy()
+
+
+def test_tta_probabilities_are_the_mean_of_the_eight_d4_views(tiny_model, tiny_dataset, tiny_split, mlflow_store,
+                                                               tmp_path) -> None:
+    """`landcover predict` with `inference.tta: true` writes, per class, the mean of the eight D4
+    views' calibrated probabilities, computed here without landcover's code."""
+    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    uri = varied_model_uri(p, tiny_model.model_uri, tmp_path)
+    sets = [f"--set={k}={v}" for k, v in {**TINY_TRAIN, **TTA_ONE_WINDOW, "predict.probabilities": True}.items()]
+    assert cli_main(["--params", str(REPO / "params.yaml"), *sets, "predict", "--input", str(tiny_dataset), "--out",
+                     str(tmp_path / "out"), "--model", uri, "--split", str(tiny_split), "--subset", "test"]) == 0
+    bundle, _ = load_bundle(uri)
+    tiles = read_split(tiny_split, tiny_dataset, "test")
+    apart = {"no TTA": 0, "T = 1": 0}  # probabilities the comparison tells apart from the right ones
+    for tile in tiles:
+        views, valid = d4_logits(bundle, tile)
+        want = mean_softmax(views, SHARP_TEMPERATURE)
+        folder = tmp_path / "out" / tile.city_id / tile.tile_id
+        with rasterio.open(folder / "probabilities.tif") as pr, rasterio.open(folder / "landcover.tif") as lc:
+            got, codes = pr.read().astype(np.float64), lc.read(1)
+        assert (got[:, ~valid] == 255).all() and (codes[~valid] == 0).all()
+        # uint8 percent, round(100 p): within half a percent of the reference, plus float noise
+        assert np.abs(got[:, valid] - 100 * want[:, valid]).max() <= 0.5 + 1e-3
+        top = np.sort(want, axis=0)
+        clear = valid & (top[-1] - top[-2] > 1e-4)  # not a near-tie that float noise may flip
+        assert np.array_equal(codes[clear], want.argmax(0)[clear] + 1)
+        for name, wrong in (("no TTA", mean_softmax(views[:1], SHARP_TEMPERATURE)), ("T = 1", mean_softmax(views, 1))):
+            apart[name] += int((np.abs(100 * (wrong - want))[:, valid] > 1.0).sum())
+    assert min(apart.values()) > 100, apart

@@ -169,15 +169,18 @@ def test_a_temperature_that_raises_held_out_ece_is_not_shipped() -> None:
     assert choice.ece_calibrated == pytest.approx(want, abs=5e-5) and want > choice.ece_uncalibrated + 0.1
 
 
-def test_calibration_folds_are_whole_validation_tiles() -> None:
-    """Crops of one tile never straddle the two folds (a tile's pixels are alike: a fold mixing
-    them would hold out nothing); a single tile falls back to alternating crops."""
+def test_calibration_folds_are_whole_validation_cities() -> None:
+    """Crops of one city never straddle the two folds (its tiles are alike: a fold mixing them would
+    hold out little); one city falls back to alternating tiles, one tile to alternating crops."""
     from types import SimpleNamespace
 
-    items = [("c1/t1", 0, 0), ("c1/t1", 0, 32), ("c2/t1", 0, 0), ("c1/t2", 32, 0), ("c2/t1", 32, 32)]
-    # tiles in key order c1/t1, c1/t2, c2/t1 -> folds 0, 1, 0
-    assert crop_folds(SimpleNamespace(items=items)) == [0, 0, 0, 1, 0]
-    assert crop_folds(SimpleNamespace(items=[("c1/t1", 0, 0), ("c1/t1", 0, 32), ("c1/t1", 32, 0)])) == [0, 1, 0]
+    def folds(*keys: str) -> list[int]:
+        return crop_folds(SimpleNamespace(items=[(k, 0, 32 * i) for i, k in enumerate(keys)]))
+
+    # cities in name order: AT002 -> 0, ES001 -> 1, FR003 -> 0
+    assert folds("ES001/t0", "AT002/t1", "FR003/t0", "AT002/t0", "ES001/t1") == [1, 0, 0, 0, 1]
+    assert folds("AT002/t1", "AT002/t0", "AT002/t1", "AT002/t2") == [1, 0, 1, 0]  # tiles t0, t1, t2
+    assert folds("AT002/t0", "AT002/t0", "AT002/t0") == [0, 1, 0]
 
 
 def test_streaming_ece_equals_torchmetrics() -> None:

@@ -1,9 +1,9 @@
 """Temperature scaling after training, cross-fitted on the validation crops and kept only where it
 lowers the held-out ECE (`landcover.model.calibration.choose_temperature`).
 
-The folds are whole validation tiles (alternating in key order), so each half's ECE is measured on
-landscapes its temperature was not fitted on, as the test tiles will be; with a single validation
-tile the crops alternate, and with a single crop the pixels do."""
+The folds are whole validation cities (alternating in name order), so each half's ECE is measured on
+landscapes its temperature was not fitted on, as the test split's cities will be; with one validation
+city its tiles alternate, with one tile its crops, with one crop its pixels."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ MAX_PIXELS = 2_000_000  # a regular subsample of the labelled validation pixels 
 
 
 def crop_folds(val_ds: ValCrops) -> list[int]:
-    """Fold (0 or 1) of every validation crop: alternating tiles, or alternating crops of one tile."""
+    """Fold (0 or 1) of every validation crop: alternating cities in name order, else alternating
+    tiles of the one city, else alternating crops of the one tile (keys are `city/tile`)."""
     keys = [item[0] for item in val_ds.items]
-    tiles = sorted(set(keys))
-    if len(tiles) >= 2:
-        return [tiles.index(k) % 2 for k in keys]
+    for unit in (lambda key: key.split("/")[0], lambda key: key):
+        groups = sorted({unit(k) for k in keys})
+        if len(groups) >= 2:
+            return [groups.index(unit(k)) % 2 for k in keys]
     return [i % 2 for i in range(len(keys))]
 
 
