@@ -132,6 +132,49 @@ def test_crop_sampler_splits_an_epoch_between_ranks_without_repeats(monkeypatch)
         len(CropSampler(1, seed=5, shuffle=False))  # a rank without validation batches would hang the others
 
 
+def test_last_checkpoint_keeps_the_resume_state_and_the_log_quiet(tmp_path: Path) -> None:
+    """`LastCheckpoint` tells Lightning it saves everything (optimizer, loops, callbacks): left unset,
+    Lightning logged "`weights_only` was not set, defaulting to `False`" at every epoch. The file
+    still loads weights-only (torch's safe loader), as every load in the package does."""
+    import logging
+
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from landcover.training.callbacks import LastCheckpoint
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters())
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    lightning = logging.getLogger("pytorch_lightning")  # its own handler, or the root's: this sees both
+    level = lightning.level
+    lightning.addHandler(handler)
+    lightning.setLevel(logging.INFO)  # the notice is INFO, as in the training log
+    try:
+        trainer = pl.Trainer(max_epochs=2, callbacks=[LastCheckpoint(tmp_path / "last.ckpt")], logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(Tiny(), DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2))
+    finally:
+        lightning.removeHandler(handler)
+        lightning.setLevel(level)
+    assert records, "nothing from Lightning's log reached the handler: the check below would be blind"
+    assert not [r.getMessage() for r in records if "weights_only" in r.getMessage()]
+    ckpt = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 1 and {"state_dict", "optimizer_states", "loops", "callbacks"} <= ckpt.keys()
+    assert ckpt["optimizer_states"][0]["state"], "the optimizer's moments are what a resumed run continues from"
+
+
 def test_trainer_settings_pick_precision_by_device() -> None:
     s = trainer_settings(load_params(REPO / "params.yaml"))
     assert s["accelerator"] == "auto"
@@ -207,15 +250,16 @@ def test_killed_training_resumes_in_the_same_run(tiny_dataset, tiny_split, tiny_
     proc.wait()
     state = json.loads((ckpts / "resume.json").read_text())
     assert state["status"] == "running" and (ckpts / "last.ckpt").exists()
-    killed_at = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    killed_at = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
     assert killed_at < 5, "training finished before it could be killed"
 
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "`weights_only` was not set" not in done.stdout + done.stderr  # the per-epoch notice of issue 25
     assert json.loads((out / "run.json").read_text())["run_id"] == state["run_id"]
     history = mlflow.MlflowClient(mlflow_store).get_metric_history(state["run_id"], "val_miou")
     assert len(history) >= 6  # every epoch, before and after the kill, in the one run
-    final = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    final = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
     assert final == 5
     curves = (out / "train_curves.csv").read_text().splitlines()[1:]  # epochs before the kill are kept
     assert [int(row.split(",")[0]) for row in curves] == list(range(6))

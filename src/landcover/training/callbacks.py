@@ -60,7 +60,10 @@ class LastCheckpoint(pl.Callback):
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # every rank calls it; the strategy writes on rank zero only
+        # every rank calls it; the strategy writes on rank zero only. weights_only=False: the full resume
+        # state (optimizer, loops, callbacks); unset, Lightning says it defaulted to that at every epoch.
+        # Loading it stays weights-only: the state is tensors and plain containers.
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             tmp.replace(self.path)
 
