@@ -114,11 +114,11 @@ def surface_classes(size: int, winter: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def fabricate(n_scenes: int, size: int, seed: int = 0, epsg: int = 32632, west: float = 500000.0,
               north: float = 5000000.0, start: dt.datetime = dt.datetime(2023, 6, 2, 10, 30, tzinfo=dt.UTC),
-              every_days: int = 5, cloud_share: float = 0.3) -> list[FakeScene]:
-    """`n_scenes` scenes of `size` x `size` px (size even) over one area, each with a cloud (a high
-    probability core in a medium-probability rim), its shadow and a cirrus veil at random places, on
-    ground with every kept SCL class; every third scene ends in the swath's no-data edge.
-    Reflectance is a smooth landscape plus per-scene noise."""
+              every_days: int = 5, cloud_share: float = 0.3, clouds: int = 1) -> list[FakeScene]:
+    """`n_scenes` scenes of `size` x `size` px (size even) over one area, each with `clouds` clouds
+    (a high probability core in a medium-probability rim) sharing `cloud_share` of the area, their
+    shadows and a cirrus veil at random places, on ground with every kept SCL class; every third
+    scene ends in the swath's no-data edge. Reflectance is a smooth landscape plus per-scene noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / max(size, 1)
     base = np.stack([1500 + 800 * np.sin(6 * xx + k) * np.cos(4 * yy - k) + 300 * k for k in range(len(BANDS))])
@@ -136,11 +136,15 @@ def fabricate(n_scenes: int, size: int, seed: int = 0, epsg: int = 32632, west: 
         truth[:, ten(ground == 2)] *= 0.4
         truth[:, ten(snow)] = SNOW[:, None]
         scl = ground.copy()
-        cy, cx = rng.integers(0, half, 2)
-        r = int(half * np.sqrt(cloud_share / np.pi))
-        core = _disc(scl.shape, cy, cx, r)
-        rim = _disc(scl.shape, cy, cx, r + 1.5) & ~core if r > 0 else core
-        shadow = _disc(scl.shape, cy + r // 2, cx + r, r // 2) & ~core & ~rim
+        core, rim, shadow = (np.zeros_like(ground, bool) for _ in range(3))
+        r = int(half * np.sqrt(cloud_share / clouds / np.pi))
+        for _ in range(clouds):
+            cy, cx = rng.integers(0, half, 2)
+            core |= _disc(scl.shape, cy, cx, r)
+            rim |= _disc(scl.shape, cy, cx, r + 1.5) if r > 0 else False
+            shadow |= _disc(scl.shape, cy + r // 2, cx + r, r // 2)
+        rim &= ~core
+        shadow &= ~core & ~rim
         cirrus = _disc(scl.shape, *rng.integers(0, half, 2), max(r // 2, 1)) & ~core & ~rim if r > 0 else core
         saturated = np.zeros_like(core)
         saturated[rng.integers(0, half, 2), rng.integers(0, half, 2)] = True
