@@ -341,7 +341,7 @@ def truth_json(scenes: list[FakeScene]) -> str:
 
 
 def scenes_over(bounds: tuple[float, float, float, float], epsg: int, year: int, per_season: int = 2,
-                seed: int = 0, margin_m: float = 160.0, cloud_share: float = 0.2) -> list[FakeScene]:
+                seed: int = 0, margin_m: float = 160.0, cloud_share: float = 0.12) -> list[FakeScene]:
     """Scenes covering `bounds` (west, south, east, north in `epsg`) with a margin, `per_season`
     in each season of `year` (winter from December of the year before), a week apart."""
     west, south, east, north = bounds
