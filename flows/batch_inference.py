@@ -24,6 +24,7 @@ from landcover.areas.stage import SUMMARY, run_areas
 from landcover.config import load_params
 from landcover.dataset import TileRef
 from landcover.inference.stage import run_predict
+from landcover.landscape.stage import run_landscape
 
 try:
     from flows.runners import prefect_map
@@ -71,7 +72,8 @@ def batch_inference(
 
     result = run_predict(params, Path(input), Path(out), model_uri, Path(split_file) if split_file else None,
                          subset, map_fn=prefect_map(predict_tile_task, params.predict.workers,
-                                                    params.predict.dask_address))
+                                                    params.predict.dask_address),
+                         landscape=run_landscape if params.predict.landscape else None)
     summary = result.summary()
     create_markdown_artifact(key="inference-summary", markdown=reporting.inference_markdown(Path(out) /
                              "run_summary.json"), description="Batch inference run")

@@ -11,32 +11,27 @@ Run: `python flows/validate_flow.py --data data` or deploy `validate_tiles`.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import unmapped
 
-from landcover.config import Params, load_params
-from landcover.dataset import City, TileRef
-from landcover.validation.stage import (
-    ValidationResult,
-    inspect_tile,
-    plan_validation,
-    summarise_validation,
-)
+from landcover.config import load_params
+from landcover.dataset import TileRef
+from landcover.validation.stage import ValidationResult, run_validation
 
 try:
-    from flows.runners import task_runner
+    from flows.runners import prefect_map
 except ImportError:  # run as a script: flows/ itself is on sys.path
-    from runners import task_runner  # type: ignore[no-redef]
+    from runners import prefect_map  # type: ignore[no-redef]
 
 
 @task(name="inspect-tile", task_run_name="inspect-{tile.city_id}-{tile.tile_id}", cache_policy=NO_CACHE)
-def inspect_tile_task(tile: TileRef, cities: dict[str, City], params: Params) -> dict[str, Any]:
-    return inspect_tile(tile, cities, params)
+def inspect_tile_task(tile: TileRef, worker: Callable[[TileRef], dict[str, Any]]) -> dict[str, Any]:
+    return worker(tile)
 
 
 def _publish(result: ValidationResult) -> None:
@@ -79,15 +74,9 @@ def validate_tiles(
     """
     params = load_params(params_file)
     out_dir = Path(out) if out else params.validation.out
-    plan = plan_validation(Path(data))
     v = params.validation
-    with task_runner(v.workers, v.dask_address) as runner:
-        futures = runner.map(
-            inspect_tile_task,
-            {"tile": plan.tiles, "cities": unmapped(plan.cities), "params": unmapped(params)},
-        )
-        rows = futures.result()
-    result = summarise_validation(plan, rows, out_dir, params)
+    result = run_validation(params, Path(data), out_dir, map_fn=prefect_map(inspect_tile_task, v.workers,
+                                                                             v.dask_address))
     _publish(result)
     print(f"{result.tiles_passed}/{result.tiles_checked} tiles passed; report {result.paths['report.csv']}")
     result.raise_for_threshold()

@@ -66,7 +66,7 @@ def tiny_split(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from landcover.split.stage import run_split
 
     out = tmp_path_factory.mktemp("split")
-    run_split(tiny_dataset, out / "split.csv", out / "split.json", load_params(REPO / "params.yaml"))
+    run_split(load_params(REPO / "params.yaml"), tiny_dataset, out / "split.csv", out / "split.json")
     return out / "split.csv"
 
 

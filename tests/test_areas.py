@@ -16,7 +16,7 @@ from conftest import REPO, TINY_TRAIN
 from landcover.areas.stage import SUMMARY, run_areas
 from landcover.cli import main as cli_main
 from landcover.config import load_params
-from landcover.inference.outputs import OUTPUTS
+from landcover.fuelmap import OUTPUTS
 from landcover.inference.stage import run_predict
 from landcover.synth.generate import SynthOptions, generate
 

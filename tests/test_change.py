@@ -15,11 +15,11 @@ from rasterio.transform import from_origin
 
 from conftest import REPO
 from landcover.change.stage import SUMMARY, run_change
-from landcover.change.transitions import BASE
 from landcover.classes import BROADLEAVED, GRASSLAND, URBAN, WATER
 from landcover.cli import main as cli_main
 from landcover.config import load_params
-from landcover.inference.outputs import PROVENANCE
+from landcover.fuelmap import PROVENANCE
+from landcover.transitions import BASE
 
 SIZE = 60
 PX_KM2 = 1e-4  # a 10 m pixel

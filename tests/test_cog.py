@@ -1,4 +1,4 @@
-"""The project's one COG translation (landcover.cog): layout, overviews by resampling kind, and
+"""The project's one COG translation (landcover.maps.cog): layout, overviews by resampling kind, and
 what travels with the pixels (colour table, names, nodata)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
-from landcover.cog import translate_to_cog, write_uint8_cog
+from landcover.maps.cog import translate_to_cog, write_uint8_cog
 
 CRS = "EPSG:32631"
 TRANSFORM = from_origin(440000, 5420000, 10, 10)

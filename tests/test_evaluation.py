@@ -22,7 +22,7 @@ from landcover.evaluation.stage import run_evaluation
 from landcover.inference.stage import run_predict
 from landcover.metrics import confusion_counts, scores_from_confusion
 from landcover.model.loading import load_bundle
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from test_inference import SHARP_TEMPERATURE, TTA_ONE_WINDOW, d4_logits, mean_softmax, varied_model_uri
 
 

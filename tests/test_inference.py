@@ -25,12 +25,12 @@ from landcover.classes import NUM_CLASSES
 from landcover.cli import main as cli_main
 from landcover.config import Params, load_params
 from landcover.dataset import TileRef, discover_tiles
-from landcover.inference.outputs import OUTPUTS
+from landcover.fuelmap import OUTPUTS
 from landcover.inference.stage import run_predict
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import load_bundle
 from landcover.model.pyfunc import log_bundle_model
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from landcover.synth.generate import SynthOptions, generate
 from landcover.tracking import connect
 

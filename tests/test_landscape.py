@@ -21,6 +21,7 @@ from conftest import REPO, TINY_TRAIN
 from landcover.cli import main as cli_main
 from landcover.config import load_params
 from landcover.dataset import discover_tiles, read_cities
+from landcover.errors import LandcoverError
 from landcover.inference.stage import run_predict
 from landcover.landscape.stage import run_landscape
 from landcover.landscape.terrain import horn, terrain
@@ -254,7 +255,9 @@ def test_batch_inference_writes_the_landscape_when_asked(tiny_dataset, tiny_mode
     plane_dem(tmp_path / "dem.tif", fuelmaps / tile.city_id / tile.tile_id)
     p = load_params(REPO / "params.yaml", {**TINY_TRAIN, "predict.landscape": True,
                                            "landscape.dem": str(tmp_path / "dem.tif")})
-    result = run_predict(p, tiny_dataset, tmp_path / "out", tiny_model.model_uri)
+    with pytest.raises(LandcoverError, match="no landscape stage was handed"):  # stages are wired, not imported
+        run_predict(p, tiny_dataset, tmp_path / "out", tiny_model.model_uri)
+    result = run_predict(p, tiny_dataset, tmp_path / "out", tiny_model.model_uri, landscape=run_landscape)
     folder = tmp_path / "out" / tile.city_id / tile.tile_id
     assert (folder / "landscape.lcp").is_file() and (folder / "elmfire/fbfm40.tif").is_file()
     item = json.loads((folder / "item.json").read_text())

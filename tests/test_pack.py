@@ -19,12 +19,12 @@ from conftest import REPO
 from landcover.config import load_params
 from landcover.dataset import read_label, read_stack
 from landcover.pack import stage as pack_stage
-from landcover.pack.shards import MISSING, LocalBytes, ShardedArray, StoreError, _ranges, byte_source
 from landcover.pack.stage import run_pack
-from landcover.pack.store import PackedStore
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from landcover.training.data import RING_SLOTS, BatchRing, CropSampler, TrainCrops, ValCrops, collate, index_tiles
 from landcover.training.sources import GeoTiffSource, StoreSource
+from landcover.trainstore.layout import PackedStore
+from landcover.trainstore.shards import MISSING, LocalBytes, ShardedArray, StoreError, _ranges, byte_source
 
 
 def _windows(rng: np.random.Generator, size: int, n: int) -> list[tuple[int, int, int, int]]:

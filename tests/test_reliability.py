@@ -21,7 +21,7 @@ from landcover.inference.stage import run_predict
 from landcover.model.bundle import ModelBundle
 from landcover.model.network import build_network
 from landcover.model.normalization import compute_norm_stats
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from landcover.training.data import index_tiles
 
 
@@ -130,7 +130,7 @@ def test_packing_names_the_file_and_keeps_the_store(dataset_copy: Path, tmp_path
 
     p = load_params(REPO / "params.yaml")
     split = tmp_path / "split.csv"
-    run_split(dataset_copy, split, tmp_path / "split.json", p)
+    run_split(p, dataset_copy, split, tmp_path / "split.json")
     out = tmp_path / "store.zarr"
     run_pack(p, dataset_copy, split, out)
     before = sorted(str(f) for f in out.rglob("*"))
@@ -240,8 +240,8 @@ def test_raw_data_unchanged_by_the_whole_pipeline(dataset_copy, mlflow_store, tm
     before = checksums()
     p = load_params(REPO / "params.yaml", TINY_TRAIN)
     monkeypatch.chdir(tmp_path)
-    run_validation(dataset_copy, tmp_path / "val", p)
-    run_split(dataset_copy, tmp_path / "split.csv", tmp_path / "split.json", p, tmp_path / "val" / "valid_tiles.csv")
+    run_validation(p, dataset_copy, tmp_path / "val")
+    run_split(p, dataset_copy, tmp_path / "split.csv", tmp_path / "split.json", tmp_path / "val" / "valid_tiles.csv")
     from landcover.pack.stage import run_pack
 
     run_pack(p, dataset_copy, tmp_path / "split.csv", tmp_path / "store.zarr")

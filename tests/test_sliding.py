@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from landcover.dataset import discover_tiles, read_stack
-from landcover.inference.sliding import SlidingPredictor, TileSource, blend_weights, predict_tile_classes
 from landcover.model.bundle import BundleMeta, ModelBundle
 from landcover.model.normalization import NormStats, normalize
 from landcover.parallel import lower_thread_priority
+from landcover.sliding import SlidingPredictor, TileSource, blend_weights, predict_tile_classes
 from landcover.synth.generate import SynthOptions, generate
 
 

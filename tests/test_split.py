@@ -92,7 +92,7 @@ def test_full_manifest_reference_counts_balanced_and_fast(
     full_manifest: Path, tmp_path: Path, params
 ) -> None:
     start = time.perf_counter()
-    result = run_split(full_manifest, tmp_path / "split.csv", tmp_path / "split.json", params)
+    result = run_split(params, full_manifest, tmp_path / "split.csv", tmp_path / "split.json")
     elapsed = time.perf_counter() - start
     assert elapsed < 5.0, f"full-scale split took {elapsed:.1f} s"
     stats = json.loads((tmp_path / "split.json").read_text())
@@ -122,7 +122,7 @@ def test_balance_holds_for_other_seeds(
     root = tmp_path / "data"
     write_manifest(root, 749, 5401, manifest_seed)
     p = params.model_copy(update={"split": params.split.model_copy(update={"seed": split_seed})})
-    stats = run_split(root, tmp_path / "s.csv", tmp_path / "s.json", p).stats
+    stats = run_split(p, root, tmp_path / "s.csv", tmp_path / "s.json").stats
     assert [stats[s]["cities"] for s in SPLITS] == [425, 123, 201]
     assert stats["max_tile_count_rel_error"] < 0.01
     assert stats["max_zone_share_diff"] < MAX_ZONE_TILE_DIFF
@@ -133,7 +133,7 @@ def test_zone_city_counts_stay_within_quota_rounding(
     full_manifest: Path, tmp_path: Path, params
 ) -> None:
     inputs = load_inputs(full_manifest)
-    result = run_split(full_manifest, tmp_path / "s.csv", tmp_path / "s.json", params)
+    result = run_split(params, full_manifest, tmp_path / "s.csv", tmp_path / "s.json")
     split_of = result.city_splits()
     table = inputs.table
     zone_sizes = np.bincount(table.zones)
@@ -344,7 +344,7 @@ def test_small_manifests_keep_proportions(tmp_path: Path, params) -> None:
     for n, t in [(3, 3), (4, 10), (12, 24), (60, 400)]:
         root = tmp_path / f"m{n}"
         write_manifest(root, n, t, 1)
-        result = run_split(root, root / "s.csv", root / "s.json", params)
+        result = run_split(params, root, root / "s.csv", root / "s.json")
         assert [result.stats[s]["cities"] for s in SPLITS] == list(
             city_counts(n, REFERENCE).values()
         )

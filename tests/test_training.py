@@ -19,7 +19,7 @@ from conftest import REPO, TINY_TRAIN
 from landcover.config import load_params
 from landcover.errors import LandcoverError
 from landcover.model.normalization import NormStats, normalize
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from landcover.training import batch
 from landcover.training.data import IGNORE_INDEX, CropSampler, TrainCrops, index_tiles, to_target
 from landcover.training.sources import GeoTiffSource

@@ -202,7 +202,7 @@ def corpus(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def corpus_run(corpus: dict, params, tmp_path_factory: pytest.TempPathFactory) -> dict:
     before = _sha_tree(corpus["root"])
     out = tmp_path_factory.mktemp("corpus_out") / "validation"
-    result = run_validation(corpus["root"], out, params)
+    result = run_validation(params, corpus["root"], out)
     return {"result": result, "out": out, "before": before,
             "rows": {f"{r['city_id']}/{r['tile_id']}": r for r in result.rows}}
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from landcover.bands import BANDS, SEASONS
 from landcover.errors import LandcoverError
+
+T = TypeVar("T")
 
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
@@ -424,6 +426,12 @@ class ConfigError(LandcoverError, ValueError):
 
 
 DEFAULT_PARAMS = Path("params.yaml")
+
+
+def arg_or(value: T | None, default: T) -> T:
+    """A command-line option when it was given (0, False and "" included), else its params default:
+    the one way every command falls back to params.yaml."""
+    return default if value is None else value
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+# how a stage runs its per-tile work: `map_fn(worker, tiles)` yields each tile's result, or its
+# exception, in order (threads here; a Prefect task runner in the flows)
+MapFn = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
 
 def thread_map(workers: int, catch_errors: bool = False
@@ -65,17 +68,3 @@ def background_executor(name: str, nice: int) -> ThreadPoolExecutor:
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def record_outcome(result: object, key: str, outcome: object) -> bool:
-    """Sort one tile's outcome into `result.written` / `.skipped` / `.failed` (the per-tile stages'
-    summaries): an exception fails the tile with its one-line reason, a `status` of "skipped" means
-    up to date. True when the tile was written (the caller adds its figures)."""
-    if isinstance(outcome, Exception):
-        result.failed[key] = one_line(outcome)  # type: ignore[attr-defined]
-        return False
-    if outcome.status == "skipped":  # type: ignore[attr-defined]
-        result.skipped.append(key)  # type: ignore[attr-defined]
-        return False
-    result.written.append(key)  # type: ignore[attr-defined]
-    return True

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import report_failures
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.areas.stage import SUMMARY, run_areas
 
-    out = args.out or params.areas.out
-    result = run_areas(params, args.fuelmaps or params.predict.out, out, args.input)
+    out = arg_or(args.out, params.areas.out)
+    result = run_areas(params, arg_or(args.fuelmaps, params.predict.out), out, args.input)
     print(f"area maps: {len(result.written)} written, {len(result.skipped)} up to date -> {out} "
           f"(summary {Path(out) / SUMMARY})")
     for city, maps in sorted(result.split_by_zone.items()):

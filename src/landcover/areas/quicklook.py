@@ -12,8 +12,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from landcover.areas.layout import Area, Placed
 from landcover.bands import NUM_BANDS, RGB_BAND_INDICES
+from landcover.maps.layout import Area, Placed
 from landcover.plots import quicklook_figure, true_colour
 
 MAX_SIDE = 800  # pixels per panel side

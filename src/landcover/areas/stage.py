@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landcover import __version__
-from landcover.areas.assemble import write_area_cog
-from landcover.areas.layout import Area, plan_areas, read_grid
 from landcover.areas.quicklook import QUICKLOOK, write_quicklook
-from landcover.areas.vrt import vrt_xml
 from landcover.classes import CLASSES, colormap
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.fuel import FBFM40, fuel_colormap
-from landcover.inference.outputs import OUTPUTS, PROVENANCE, complete_tiles
+from landcover.fuelmap import OUTPUTS, PROVENANCE, complete_tiles
 from landcover.io_utils import atomic_write_json, atomic_write_text, sha256_file, tile_lock
+from landcover.maps.assemble import write_area_cog
+from landcover.maps.layout import Area, plan_areas, read_grid
+from landcover.maps.styles import write_styles
+from landcover.maps.vrt import vrt_xml
 from landcover.parallel import one_line
-from landcover.styles import write_styles
 
 RECORD = "area.json"
 SUMMARY = "areas.json"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import report_failures
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.change.stage import SUMMARY, run_change
 
-    out = args.out or params.change.out
+    out = arg_or(args.out, params.change.out)
     result = run_change(params, args.before, args.after, out)
     s = result.summary(params.change.min_confidence)
     print(f"change: {s['tiles_compared']} tiles compared, {s['mapped_km2']} km² mapped in both, "

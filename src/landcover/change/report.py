@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.change.transitions import gains_and_losses
 from landcover.classes import CLASSES
 from landcover.io_utils import atomic_write_text
+from landcover.transitions import gains_and_losses
 
 
 def _csv(rows: list[list]) -> str:

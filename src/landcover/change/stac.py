@@ -13,7 +13,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.warp import transform_bounds
 
-from landcover.change.transitions import MASK_NAMES, transition_names
+from landcover.transitions import MASK_NAMES, transition_names
 
 
 def change_item(tile_out: Path, key: str, before_model: dict, after_model: dict, min_confidence: int) -> pystac.Item:

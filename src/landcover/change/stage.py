@@ -19,12 +19,20 @@ import numpy as np
 import rasterio
 
 from landcover import __version__
-from landcover.areas.assemble import write_area_cog
-from landcover.areas.layout import plan_areas, read_grid
-from landcover.areas.vrt import vrt_xml
 from landcover.change.report import write_gains_csv, write_matrix_csv, write_matrix_png
 from landcover.change.stac import change_item
-from landcover.change.transitions import (
+from landcover.classes import CLASSES
+from landcover.config import Params
+from landcover.errors import LandcoverError
+from landcover.fuelmap import PROVENANCE, complete_tiles
+from landcover.io_utils import atomic_write_json, atomic_write_text
+from landcover.maps.assemble import write_area_cog
+from landcover.maps.cog import write_uint8_cog
+from landcover.maps.layout import plan_areas, read_grid
+from landcover.maps.styles import write_styles
+from landcover.maps.vrt import vrt_xml
+from landcover.parallel import one_line
+from landcover.transitions import (
     MASK_NAMES,
     change_mask,
     pixel_matrix,
@@ -32,14 +40,6 @@ from landcover.change.transitions import (
     transition_colormap,
     transition_names,
 )
-from landcover.classes import CLASSES
-from landcover.cog import write_uint8_cog
-from landcover.config import Params
-from landcover.errors import LandcoverError
-from landcover.inference.outputs import PROVENANCE, complete_tiles
-from landcover.io_utils import atomic_write_json, atomic_write_text
-from landcover.parallel import one_line
-from landcover.styles import write_styles
 
 MASK_COLOURS = {0: (0, 0, 0, 0), 1: (225, 225, 225, 255), 2: (215, 25, 28, 255), 3: (253, 174, 97, 255)}
 SUMMARY = "change.json"

@@ -6,27 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.candidate import candidate_path, read_candidate
+from landcover.config import Params, arg_or
+from landcover.errors import LandcoverError
 from landcover.outputs import side_output
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.evaluation.stage import run_evaluation
 
-    run_file = Path(args.run or Path(params.train.out) / "run.json")
+    run_file = candidate_path(params.train.out, args.run)
     model_uri, run_id = args.model, None
     if model_uri is None:
         if not run_file.is_file():
-            from landcover.errors import LandcoverError
-
             raise LandcoverError(f"{run_file}: no trained candidate (run `landcover train` or pass --model)")
-        from landcover.promotion.stage import read_candidate
-
         candidate = read_candidate(run_file)
         model_uri, run_id = candidate.model_uri, candidate.run_id
     metrics_copy = side_output(args.metrics, args.out, lambda _: None, params.evaluate.metrics)
     result = run_evaluation(
-        params, args.data or params.data.root, args.split or params.split.out, model_uri,
+        params, arg_or(args.data, params.data.root), arg_or(args.split, params.split.out), model_uri,
         args.out, metrics_copy, log_to_run=run_id,
         progress=lambda d, t, w: print(f"[{d}/{t}] {w}", file=sys.stderr, flush=True),
     )

@@ -25,7 +25,6 @@ from landcover.classes import CLASS_NAMES, NUM_CLASSES
 from landcover.config import Params
 from landcover.dataset import TileRef, read_cities, read_label
 from landcover.errors import LandcoverError
-from landcover.inference.sliding import SlidingPredictor, TileSource
 from landcover.io_utils import atomic_path, atomic_write_json
 from landcover.lineage import data_version_of, file_hash
 from landcover.metrics import confusion_counts, scores_from_confusion
@@ -38,7 +37,8 @@ from landcover.plots import (
     reliability_figure,
     true_colour,
 )
-from landcover.split.splitfile import read_split
+from landcover.sliding import SlidingPredictor, TileSource
+from landcover.splitfile import read_split
 from landcover.tracking import connect
 
 SAMPLE_EVERY = 97  # pixels kept for DVC's confusion plot (a prime, so no grid aliasing)

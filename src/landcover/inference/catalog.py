@@ -11,7 +11,7 @@ import pystac
 from pystac.layout import CustomLayoutStrategy
 
 from landcover.classes import CLASSES
-from landcover.inference.outputs import STAC_ITEM
+from landcover.fuelmap import STAC_ITEM
 from landcover.io_utils import atomic_write_json
 
 COLLECTION = "collection.json"

@@ -6,8 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import report_failures
+
+
+def landscape_stage(params: Params):
+    """The landscape stage, which predict runs after the fuel maps when predict.landscape is on: the
+    CLI hands it in (stages do not import one another; an exception listed in docs/architecture.md)."""
+    if not params.predict.landscape:
+        return None
+    from landcover.landscape.stage import run_landscape
+
+    return run_landscape
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
@@ -16,8 +26,8 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     def progress(done: int, total: int, what: str) -> None:
         print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
-    result = run_predict(params, args.input or params.predict.input, args.out or params.predict.out,
-                         args.model, args.split, args.subset, progress=progress)
+    result = run_predict(params, arg_or(args.input, params.predict.input), arg_or(args.out, params.predict.out),
+                         args.model, args.split, args.subset, progress=progress, landscape=landscape_stage(params))
     s = result.summary()
     print(f"predict: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
           f"{s['km2']} km2 in {s['seconds']} s with {s['model']} -> {result.out_dir}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -15,40 +16,32 @@ from landcover.config import Params
 from landcover.dataset import DataContractError, TileRef, discover_tiles, read_cities
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
+from landcover.fuelmap import PROVENANCE
 from landcover.inference.catalog import write_collection
-from landcover.inference.outputs import (
-    PROVENANCE,
-    TileOutcome,
-    provenance_matches,
-    remove_stale_temporaries,
-    write_tile,
-)
-from landcover.inference.sliding import SlidingPredictor, TileSource
+from landcover.inference.writer import provenance_matches, remove_stale_temporaries, write_tile
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
+from landcover.maps.styles import write_styles
 from landcover.model.bundle import ModelBundle
 from landcover.model.loading import ModelRef, load_bundle
-from landcover.parallel import background_executor, record_outcome, thread_map
-from landcover.styles import write_styles
+from landcover.outcomes import TileOutcome, TileTally
+from landcover.parallel import MapFn, background_executor, thread_map
+from landcover.sliding import SlidingPredictor, TileSource
 from landcover.tracking import connect
 
-MapFn = Callable[[Callable[[TileRef], TileOutcome], list[TileRef]], Iterable["TileOutcome | Exception"]]
+LandscapeFn = Callable[[Params, Path, Path], Any]  # the landscape stage: (params, fuel maps, out) -> its result
 
 
 @dataclass
-class PredictResult:
+class PredictResult(TileTally):
     out_dir: Path
     model: ModelRef
-    written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
     km2: float = 0.0
     seconds: float = 0.0
     landscape: dict | None = None  # the landscape step's summary when predict.landscape is on
 
     def summary(self) -> dict:
         return {"model_uri": self.model.uri, "model": self.model.resolved_uri, "model_version": self.model.version,
-                "run_id": self.model.run_id, "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
-                "tiles_failed": len(self.failed), "failed": self.failed, "km2": round(self.km2, 3),
+                "run_id": self.model.run_id, **self.tally(), "km2": round(self.km2, 3),
                 "seconds": round(self.seconds, 2), "landscape": self.landscape}
 
 
@@ -109,7 +102,7 @@ class TilePredictor:
             if (tile_out / PROVENANCE).is_file() and provenance_matches(tile_out, provenance()):
                 if not (tile_out / "landcover.qml").is_file():  # written before styles were
                     write_styles(tile_out)
-                return TileOutcome(tile.key, "skipped", 0, 0.0)
+                return TileOutcome.skip(tile.key)
             created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             with TileSource(tile) as src:
                 return write_tile(self.predictor, src, tile_out, lookup_table(crosswalk),
@@ -123,7 +116,7 @@ def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | 
     tiles, bad = discover_tiles(input_dir)
     failed = {b.path: b.reason for b in bad}
     if split_file is not None and subset:
-        from landcover.split.splitfile import read_split
+        from landcover.splitfile import read_split
 
         wanted = {t.key for t in read_split(split_file, input_dir, subset)}
         tiles = [t for t in tiles if t.key in wanted]
@@ -156,8 +149,14 @@ CODE_FINGERPRINT = _code_fingerprint()
 
 def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None = None,
                 split_file: Path | None = None, subset: str | None = None, map_fn: MapFn | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> PredictResult:
+                progress: Callable[[int, int, str], None] | None = None,
+                landscape: LandscapeFn | None = None) -> PredictResult:
+    """Predict every tile of `input_dir` into `out_dir`. With `predict.landscape`, `landscape` (the
+    landscape stage's run_landscape, handed in by the caller: stages do not import one another) then
+    writes each tile's fire-model inputs beside its fuel map."""
     start = time.perf_counter()
+    if p.predict.landscape and landscape is None:
+        raise LandcoverError("predict.landscape is on, but no landscape stage was handed to run_predict")
     connect(p.tracking_uri(), p.mlflow.experiment)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bundle, ref = load_bundle(model_uri or default_model_uri(p), device)
@@ -168,18 +167,16 @@ def run_predict(p: Params, input_dir: Path, out_dir: Path, model_uri: str | None
     result = PredictResult(Path(out_dir), ref, failed=dict(failed))
     outcomes = (map_fn or thread_map(p.predict.workers, catch_errors=True))(worker, tiles)
     for k, (tile, outcome) in enumerate(zip(tiles, outcomes, strict=True), start=1):
-        if record_outcome(result, tile.key, outcome):
-            result.km2 += outcome.km2
+        if written := result.record(tile.key, outcome):
+            result.km2 += written.figures["km2"]
         if progress:
             progress(k, len(tiles), f"{tile.key}: {getattr(outcome, 'status', 'failed')}")
     with tile_lock(Path(out_dir)):  # one STAC Collection over every tile of the folder, items linked to it
         write_collection(Path(out_dir))
     if p.predict.landscape:  # the fire models' inputs of every tile, beside its fuel map
-        from landcover.landscape.stage import run_landscape
-
-        landscape = run_landscape(p, Path(out_dir), Path(out_dir))
-        result.landscape = landscape.summary()
-        result.failed |= {f"{k} (landscape)": v for k, v in landscape.failed.items()}
+        made = landscape(p, Path(out_dir), Path(out_dir))
+        result.landscape = made.summary()
+        result.failed |= {f"{k} (landscape)": v for k, v in made.failed.items()}
     result.seconds = time.perf_counter() - start
     atomic_write_json(Path(out_dir) / "run_summary.json", result.summary())
     return result

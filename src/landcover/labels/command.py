@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import report_failures
 
 REPORT = "labels_report.json"
@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
 
     result = run_labels(params, args.data, args.reference, args.attribute, args.preset, args.overwrite)
     s = result.summary()
-    report = args.report or args.data / REPORT
+    report = arg_or(args.report, args.data / REPORT)
     atomic_write_json(report, s)
     print(f"labels: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
           f"{s['unmapped_pixels']} pixels of unmapped reference values set to 0 (report {report})")

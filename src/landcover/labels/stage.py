@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,19 +27,10 @@ from landcover.io_utils import atomic_path, atomic_write_json, sha256_file, tile
 from landcover.labels.burn import Grid, burn_raster, burn_vector, is_vector
 from landcover.labels.crosswalk import Crosswalk
 from landcover.lineage import params_hash
-from landcover.parallel import record_outcome, thread_map
+from landcover.outcomes import TileOutcome, TileTally
+from landcover.parallel import MapFn, thread_map
 
 RECORD = "label.json"
-MapFn = Callable[[Callable[[TileRef], "LabelOutcome"], list[TileRef]], Iterable["LabelOutcome | Exception"]]
-
-
-@dataclass(frozen=True)
-class LabelOutcome:
-    key: str
-    status: str  # "written" | "skipped"
-    labelled_fraction: float = 0.0
-    unmapped: dict = field(default_factory=dict)
-    unmapped_pixels: int = 0
 
 
 def tile_grid(tile: TileRef) -> Grid:
@@ -89,11 +79,11 @@ class TileLabeller:
         except (OSError, ValueError):
             return None
 
-    def __call__(self, tile: TileRef) -> LabelOutcome:
+    def __call__(self, tile: TileRef) -> TileOutcome:
         with tile_lock(tile.directory):
             record = self._record(tile)
             if record and record.get("request_hash") == self.request_hash and tile.label_path.is_file():
-                return LabelOutcome(tile.key, "skipped")
+                return TileOutcome.skip(tile.key)
             if tile.label_path.exists() and record is None and not self.overwrite:
                 raise LandcoverError(f"{tile.label_path}: a label this stage did not write; refusing to replace "
                                      "it (--overwrite replaces it)")
@@ -116,24 +106,20 @@ class TileLabeller:
                 "class_pixels": {("unlabelled" if c == 0 else CLASSES[c - 1].name): int(counts[c]) for c in range(11)},
                 "unmapped_values": dict(unmapped), "unmapped_pixels": unmapped_pixels,
                 "software_version": __version__})
-            return LabelOutcome(tile.key, "written", float(1 - counts[0] / codes.size), dict(unmapped),
-                                unmapped_pixels)
+            return TileOutcome.wrote(tile.key, labelled_fraction=float(1 - counts[0] / codes.size),
+                                     unmapped=dict(unmapped), unmapped_pixels=unmapped_pixels)
 
 
 @dataclass
-class LabelsResult:
+class LabelsResult(TileTally):
     data: Path
-    written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
     labelled_fraction: dict[str, float] = field(default_factory=dict)
     unmapped: Counter = field(default_factory=Counter)
     unmapped_pixels: int = 0
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"data": str(self.data), "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
-                "tiles_failed": len(self.failed), "failed": self.failed, "labelled_fraction": self.labelled_fraction,
+        return {"data": str(self.data), **self.tally(), "labelled_fraction": self.labelled_fraction,
                 "unmapped_values": dict(self.unmapped.most_common()), "unmapped_pixels": self.unmapped_pixels,
                 "seconds": round(self.seconds, 2)}
 
@@ -147,9 +133,9 @@ def run_labels(p: Params, data: Path, references: list[Path], attribute: str | N
     worker = TileLabeller(p, references, attribute, preset, overwrite)
     result = LabelsResult(Path(data), failed={b.path: b.reason for b in bad})
     for tile, outcome in zip(tiles, (map_fn or thread_map(2, catch_errors=True))(worker, tiles), strict=True):
-        if record_outcome(result, tile.key, outcome):
-            result.labelled_fraction[tile.key] = round(outcome.labelled_fraction, 4)
-            result.unmapped.update(outcome.unmapped)
-            result.unmapped_pixels += outcome.unmapped_pixels
+        if written := result.record(tile.key, outcome):
+            result.labelled_fraction[tile.key] = round(written.figures["labelled_fraction"], 4)
+            result.unmapped.update(written.figures["unmapped"])
+            result.unmapped_pixels += written.figures["unmapped_pixels"]
     result.seconds = time.perf_counter() - start
     return result

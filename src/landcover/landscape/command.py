@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import LandcoverError, report_failures
 
 
@@ -21,8 +21,8 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     if rasters != params.landscape.canopy_rasters:
         landscape = params.landscape.model_copy(update={"canopy_rasters": rasters})
         params = params.model_copy(update={"landscape": landscape})
-    out = args.out or params.landscape.out
-    result = run_landscape(params, args.fuelmaps or params.predict.out, out, args.dem)
+    out = arg_or(args.out, params.landscape.out)
+    result = run_landscape(params, arg_or(args.fuelmaps, params.predict.out), out, args.dem)
     s = result.summary()
     print(f"landscape: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed "
           f"in {s['seconds']} s -> {out}")

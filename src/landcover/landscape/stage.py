@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,10 @@ from landcover.landscape.canopy import canopy_layers
 from landcover.landscape.terrain import terrain
 from landcover.landscape.writers import LAYERS, NODATA, stored_unit, to_int16, write_elmfire, write_lcp
 from landcover.lineage import params_hash
-from landcover.parallel import record_outcome, thread_map
+from landcover.outcomes import TileOutcome, TileTally
+from landcover.parallel import MapFn, thread_map
 
 RECORD = "landscape.json"
-MapFn = Callable[[Callable[[TileRef], "LandscapeOutcome"], list[TileRef]], Iterable["LandscapeOutcome | Exception"]]
-
-
-@dataclass(frozen=True)
-class LandscapeOutcome:
-    key: str
-    status: str  # "written" | "skipped"
 
 
 def _source_id(path: str) -> dict:
@@ -69,7 +62,7 @@ class TileLandscaper:
         }
         self.request_hash = params_hash(self.request)
 
-    def __call__(self, tile: TileRef) -> LandscapeOutcome:
+    def __call__(self, tile: TileRef) -> TileOutcome:
         src_dir = tile.directory
         for name in ("landcover.tif", "fuel.tif"):
             if not (src_dir / name).is_file():
@@ -83,7 +76,7 @@ class TileLandscaper:
             record = _read_json(out / RECORD)
             if record and record.get("request_hash") == self.request_hash and record.get("inputs") == inputs and \
                     all((out / f).is_file() for f in record.get("files", [])):
-                return LandscapeOutcome(tile.key, "skipped")
+                return TileOutcome.skip(tile.key)
             with open_raster(src_dir / "landcover.tif") as lc, open_raster(src_dir / "fuel.tif") as fu:
                 landcover, fuel = lc.read(1), fu.read(1)
                 crs, transform, shape = lc.crs, lc.transform, lc.shape
@@ -112,7 +105,7 @@ class TileLandscaper:
                 "canopy_raster_fallback_pixels": canopy.fallback,
                 "stats": {k: _stats(v) for k, v in layers.items()},
                 "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()})
-            return LandscapeOutcome(tile.key, "written")
+            return TileOutcome.wrote(tile.key)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -159,16 +152,12 @@ def stac_item(out: Path, src_dir: Path, key: str, files: list[str]) -> pystac.It
 
 
 @dataclass
-class LandscapeResult:
+class LandscapeResult(TileTally):
     out: Path
-    written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"out": str(self.out), "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
-                "tiles_failed": len(self.failed), "failed": self.failed, "seconds": round(self.seconds, 2)}
+        return {"out": str(self.out), **self.tally(), "seconds": round(self.seconds, 2)}
 
 
 def run_landscape(p: Params, fuelmaps: Path, out: Path, dem: str | None = None,
@@ -182,6 +171,6 @@ def run_landscape(p: Params, fuelmaps: Path, out: Path, dem: str | None = None,
     result = LandscapeResult(Path(out), failed={b.path: b.reason for b in bad})
     for tile, outcome in zip(tiles, (map_fn or thread_map(p.landscape.workers, catch_errors=True))(worker, tiles),
                              strict=True):
-        record_outcome(result, tile.key, outcome)
+        result.record(tile.key, outcome)
     result.seconds = time.perf_counter() - start
     return result

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 from landcover.errors import LandcoverError, report_failures
 
 REPORT = "mosaic_report.json"
@@ -19,17 +19,17 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.mosaic.stage import run_mosaic
     from landcover.progress import item_bars
 
-    year = args.year or params.mosaic.year
+    year = arg_or(args.year, params.mosaic.year)
     if year is None:
         raise LandcoverError("--year is needed (or params mosaic.year)")
-    tiles, cities = plan_targets(args.out, args.size or params.mosaic.size, args.grid or params.mosaic.grid,
+    tiles, cities = plan_targets(args.out, arg_or(args.size, params.mosaic.size), arg_or(args.grid, params.mosaic.grid),
                                  args.cities, args.only.split(",") if args.only else None, args.aoi, args.city_id,
                                  args.climate_zone, args.name, args.country)
-    source = open_source(args.source or params.mosaic.source, params.mosaic)
+    source = open_source(arg_or(args.source, params.mosaic.source), params.mosaic)
     with item_bars("step") as progress:
         result = run_mosaic(params, args.out, tiles, cities, source, year, progress=progress)
     s = result.summary()
-    report = args.report or args.out / REPORT
+    report = arg_or(args.report, args.out / REPORT)
     atomic_write_json(report, {**s, "source": source.description, "year": year})
     print(f"mosaic: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
           f"{s['megapixels']} Mpx in {s['seconds']} s -> {args.out} (report {report})")

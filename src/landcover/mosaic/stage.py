@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,12 +44,12 @@ from landcover.mosaic.scenes import (
 )
 from landcover.mosaic.sources import StacApiSource, season_window
 from landcover.mosaic.writer import COUNT_FILE, MANIFEST, read_manifest, write_counts, write_season
-from landcover.parallel import one_line, record_outcome, thread_map
+from landcover.outcomes import TileOutcome, TileTally
+from landcover.parallel import MapFn, one_line, thread_map
 
 READ_ERRORS = (rasterio.errors.RasterioError, OSError)
 BLUE = BANDS.index("B02")
 Progress = Callable[[str, int, int, str], None]  # tile key, steps done, steps in all, what
-MapFn = Callable[[Callable[[TileGrid], "TileOutcome"], list[TileGrid]], Iterable["TileOutcome | Exception"]]
 
 
 class TileFailed(LandcoverError):
@@ -70,15 +70,6 @@ class SeasonComposite:
                 "nodata_fraction": round(nodata, 6),
                 "clear_days": {"min": int(self.count.min()), "median": float(np.median(self.count)),
                                "max": int(self.count.max())}}
-
-
-@dataclass(frozen=True)
-class TileOutcome:
-    key: str
-    status: str  # "written" | "skipped"
-    megapixels: float = 0.0
-    seconds: float = 0.0
-    warnings: tuple[str, ...] = ()
 
 
 def _judge(scenes: list[Scene], with_offset: np.ndarray, without_offset: np.ndarray, mp: MosaicParams
@@ -208,7 +199,7 @@ class TileMosaicker:
             if (manifest and manifest.get("status") == "complete" and manifest.get("request_hash") ==
                     self.request_hash and manifest.get("grid") == tile.describe() and all(
                     (tile_dir / f).is_file() for f in manifest.get("files", {}))):
-                return TileOutcome(tile.key, "skipped")
+                return TileOutcome.skip(tile.key)
             seasons: dict[str, SeasonComposite] = {}
             windows = {}
             for k, season in enumerate(SEASONS):
@@ -237,23 +228,19 @@ class TileMosaicker:
             notes = tuple(f"{s}: no scene found" if not r.used else
                           f"{s}: {(r.count == 0).mean():.1%} of pixels never clear (nodata)"
                           for s, r in seasons.items() if (r.count == 0).any())
-            return TileOutcome(tile.key, "written", tile.width * tile.height / 1e6, time.perf_counter() - start,
-                               notes)
+            return TileOutcome.wrote(tile.key, notes, megapixels=tile.width * tile.height / 1e6,
+                                     seconds=time.perf_counter() - start)
 
 
 @dataclass
-class MosaicResult:
+class MosaicResult(TileTally):
     out: Path
-    written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     megapixels: float = 0.0
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"out": str(self.out), "tiles_written": len(self.written), "tiles_skipped": len(self.skipped),
-                "tiles_failed": len(self.failed), "failed": self.failed, "warnings": self.warnings,
+        return {"out": str(self.out), **self.tally(), "warnings": self.warnings,
                 "megapixels": round(self.megapixels, 3), "seconds": round(self.seconds, 2)}
 
 
@@ -314,9 +301,9 @@ def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], 
     with dask_scheduler(p.mosaic, source):
         outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
         for tile, outcome in zip(tiles, outcomes, strict=True):
-            if record_outcome(result, tile.key, outcome):
-                result.megapixels += outcome.megapixels
-                if outcome.warnings:
-                    result.warnings[tile.key] = list(outcome.warnings)
+            if written := result.record(tile.key, outcome):
+                result.megapixels += written.figures["megapixels"]
+                if written.warnings:
+                    result.warnings[tile.key] = list(written.warnings)
     result.seconds = time.perf_counter() - start
     return result

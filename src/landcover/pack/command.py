@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     def progress(done: int, total: int, key: str) -> None:
         print(f"packed [{done}/{total}] {key}", file=sys.stderr, flush=True)
 
-    result = run_pack(params, args.data or params.data.root, args.split or params.split.out, args.out,
+    result = run_pack(params, arg_or(args.data, params.data.root), arg_or(args.split, params.split.out), args.out,
                       args.metrics, progress=progress)
     tiles = ", ".join(f"{n} {s}" for s, n in result.tiles.items())
     print(f"packed {tiles} tiles into {result.out}: {result.bytes / 1e6:.1f} MB "

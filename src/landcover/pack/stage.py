@@ -21,10 +21,10 @@ from landcover.io_utils import atomic_write_json
 from landcover.lineage import data_version_of, file_hash, params_hash
 from landcover.model.normalization import compute_norm_stats
 from landcover.outputs import side_output
-from landcover.pack.store import ATTR, FORMAT, PIXEL_BANDS, StoredTile, StoreMeta
 from landcover.pack.writer import write_tile
 from landcover.parallel import thread_map
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
+from landcover.trainstore.layout import ATTR, FORMAT, PIXEL_BANDS, StoredTile, StoreMeta
 
 PACKED = ("train", "val")  # what training reads; test tiles stay GeoTIFFs (evaluation reads them)
 BUILD_FILE = "build.json"  # inside <out>.partial: what the partial build is of

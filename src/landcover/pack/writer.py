@@ -9,7 +9,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from landcover.dataset import TileRef, check_tile, read_label, read_stack
-from landcover.pack.store import LABEL_BAND, PIXEL_BANDS, StoredTile, array_path
+from landcover.trainstore.layout import LABEL_BAND, PIXEL_BANDS, StoredTile, array_path
 
 COMPRESSIONS = ("none", "lz4", "zstd")
 

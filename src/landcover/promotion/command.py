@@ -9,10 +9,22 @@ from pathlib import Path
 from landcover.config import Params
 
 
+def champion_evaluation():
+    """What promotion needs to score a champion on the current split: the evaluate stage, without
+    its missing-season passes (the comparison uses the full-input scores). The one place promotion
+    meets another stage: the CLI hands it in (an exception listed in docs/architecture.md)."""
+    import functools
+
+    from landcover.evaluation.stage import run_evaluation
+
+    return functools.partial(run_evaluation, missing_seasons=False)
+
+
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.promotion.stage import run_promote  # heavy imports only when used
 
-    result = run_promote(params, args.run, args.metrics, data_root=args.data, split_file=args.split, out=args.out)
+    result = run_promote(params, args.run, args.metrics, evaluate_fn=champion_evaluation(), data_root=args.data,
+                         split_file=args.split, out=args.out)
     created = "registered" if result.created else "found (already registered)"
     print(f"{result.name} version {result.version} {created}; alias: {result.alias}")
     if result.promoted:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from landcover.candidate import Candidate, candidate_path, read_candidate
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
@@ -37,12 +37,6 @@ from landcover.tracking import connect
 
 log = logging.getLogger(__name__)
 EvaluateFn = Callable[..., Any]  # run_evaluation's signature; returns an object with .metrics (or a dict)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    run_id: str
-    model_uri: str
 
 
 @dataclass
@@ -60,21 +54,6 @@ class PromotionResult:
     @property
     def promoted(self) -> bool:
         return self.alias == reg.CHAMPION
-
-
-def read_candidate(path: Path) -> Candidate:
-    path = Path(path)
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise LandcoverError(f"{path}: no trained candidate (run `landcover train` first)") from exc
-    except json.JSONDecodeError as exc:
-        raise LandcoverError(f"{path}: not valid JSON: {exc}") from exc
-    # training writes run.json once the model is logged; an older layout also carried "status"
-    if state.get("status", "finished") != "finished" or not state.get("model_uri") or not state.get("run_id"):
-        raise LandcoverError(f"{path}: training run {state.get('run_id', '?')} has not finished "
-                             f"(no model_uri, or status {state.get('status')!r}); nothing to promote")
-    return Candidate(str(state["run_id"]), str(state["model_uri"]))
 
 
 def read_metrics(path: Path, candidate: Candidate) -> dict[str, Any]:
@@ -95,15 +74,9 @@ def read_metrics(path: Path, candidate: Candidate) -> dict[str, Any]:
     return metrics
 
 
-def default_evaluate(p: Params, data_root: Path, split_file: Path, model_uri: str, out_dir: Path | None = None,
-                     metrics_path: Path | None = None, log_to_run: str | None = None) -> Any:
-    """landcover.evaluation.stage.run_evaluation, without the missing-season passes when it has
-    that switch (the comparison needs the full-input scores only)."""
-    from landcover.evaluation.stage import run_evaluation
-
-    extra = {"missing_seasons": False} if "missing_seasons" in inspect.signature(run_evaluation).parameters else {}
-    return run_evaluation(p, data_root, split_file, model_uri, out_dir=out_dir, metrics_path=metrics_path,
-                          log_to_run=log_to_run, **extra)
+def _not_wired(*_args, **_kwargs) -> Any:
+    raise LandcoverError("the champion has no scores on this split yet and no evaluation was handed to "
+                         "run_promote (evaluate_fn); `landcover promote` hands it the evaluate stage")
 
 
 def champion_scores(client: MlflowClient, p: Params, champion_version: str, cand_metrics: dict[str, Any],
@@ -164,9 +137,10 @@ def run_promote(p: Params, candidate_run_json: Path | None = None, metrics_path:
                 out: Path | None = None) -> PromotionResult:
     """Register the candidate, apply the gates, move the alias. Defaults: `<train.out>/run.json`,
     `evaluate.metrics`, `data.root`, `split.out`; the decision record goes beside explicitly given
-    metrics (`promotion.json`), else to `promote.out`. `evaluate_fn` (used only when the champion
-    needs evaluating on the current split) defaults to run_evaluation."""
-    candidate_run_json = Path(candidate_run_json or Path(p.train.out) / "run.json")
+    metrics (`promotion.json`), else to `promote.out`. `evaluate_fn` scores the champion when its
+    scores on the current split are not recorded yet: the evaluate stage's run_evaluation, handed
+    in by the caller (promotion does not import another stage; docs/architecture.md)."""
+    candidate_run_json = candidate_path(p.train.out, candidate_run_json)
     out = side_output(out, metrics_path, lambda m: m.with_name("promotion.json"), p.promote.out)
     metrics_path = Path(metrics_path or p.evaluate.metrics)
     cand = read_candidate(candidate_run_json)
@@ -190,7 +164,7 @@ def run_promote(p: Params, candidate_run_json: Path | None = None, metrics_path:
     baseline = champion_before if champion_before != version else mv.tags.get("previous_champion")
     champ = None
     if baseline is not None:
-        champ = champion_scores(client, p, baseline, metrics, evaluate_fn or default_evaluate,
+        champ = champion_scores(client, p, baseline, metrics, evaluate_fn or _not_wired,
                                 Path(data_root or p.data.root), Path(split_file or p.split.out))
     decision = decide(metrics, champ, p.promote, extra_checks=[reg.load_check(name, version)])
     alias = decision.alias

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import SPLITS, Params
+from landcover.config import SPLITS, Params, arg_or
 from landcover.outputs import side_output
 from landcover.split.stage import SplitResult, run_split
 
@@ -40,10 +40,10 @@ def _handler(args: argparse.Namespace, params: Params) -> int:
             update={"split": params.split.model_copy(update={"seed": args.seed})}
         )
     result = run_split(
-        args.data if args.data is not None else params.data.root,
-        args.out if args.out is not None else params.split.out,
-        side_output(args.stats, args.out, lambda out: out.with_suffix(".stats.json"), params.split.stats),
         params,
+        arg_or(args.data, params.data.root),
+        arg_or(args.out, params.split.out),
+        side_output(args.stats, args.out, lambda out: out.with_suffix(".stats.json"), params.split.stats),
         args.valid,
     )
     print(format_summary(result))

@@ -40,7 +40,7 @@ def write_split_csv(out: Path, rows: Iterable[tuple[str, str, str, str]]) -> Non
 
 
 def run_split(
-    data_root: Path, out: Path, stats_path: Path, params: Params, valid_tiles: Path | None = None
+    params: Params, data_root: Path, out: Path, stats_path: Path, valid_tiles: Path | None = None
 ) -> SplitResult:
     """The split stage: read the dataset, assign whole cities, write the split CSV and the stats."""
     p = params.split

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from landcover.bands import NUM_BANDS, REFLECTANCE_SCALE
-from landcover.pack.store import LABEL_BAND
 from landcover.training.data import IGNORE_INDEX
+from landcover.trainstore.layout import LABEL_BAND
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, drop: torch.Tensor | None = None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.training.stage import run_train
 
-    result = run_train(params, args.data or params.data.root, args.split or params.split.out, args.out,
+    result = run_train(params, arg_or(args.data, params.data.root), arg_or(args.split, params.split.out), args.out,
                        fast_dev_run=args.fast_dev_run, metrics_path=args.metrics, curves_path=args.curves,
                        store=args.store)
     if result.rank:  # another DDP rank: rank zero reports the run

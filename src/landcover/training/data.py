@@ -31,9 +31,9 @@ from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from landcover.bands import SEASONS
 from landcover.dataset import DataContractError
-from landcover.pack.shards import LIBC
-from landcover.pack.store import LABEL_BAND, PIXEL_BANDS
 from landcover.training.sources import CropSource
+from landcover.trainstore.layout import LABEL_BAND, PIXEL_BANDS
+from landcover.trainstore.shards import LIBC
 
 IGNORE_INDEX = 255
 RING_SLOTS = 8  # batch buffers per loader process (BatchRing): twice what can be in use at once

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from landcover.bands import NUM_BANDS, SEASONS
 from landcover.dataset import DataContractError, TileRef, check_tile, read_label
-from landcover.pack.store import LABEL_BAND, PIXEL_BANDS, PackedStore
+from landcover.trainstore.layout import LABEL_BAND, PIXEL_BANDS, PackedStore
 
 
 class CropSource(Protocol):

@@ -18,6 +18,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
+from landcover.candidate import write_candidate
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json
@@ -27,10 +28,8 @@ from landcover.model.network import check_arch_and_encoder
 from landcover.model.normalization import NormStats, compute_norm_stats
 from landcover.model.pyfunc import log_bundle_model
 from landcover.outputs import side_output
-from landcover.pack.shards import StoreError
-from landcover.pack.store import PackedStore
 from landcover.plots import confusion_matrix_figure, overlays_figure, per_class_bars
-from landcover.split.splitfile import read_split
+from landcover.splitfile import read_split
 from landcover.tracking import connect
 from landcover.training.calibrate import calibrate
 from landcover.training.callbacks import CurvesCSV, LastCheckpoint, RankReport, SameResume
@@ -46,9 +45,10 @@ from landcover.training.data import (
 )
 from landcover.training.sources import GeoTiffSource, StoreSource
 from landcover.training.task import SegmentationTask
+from landcover.trainstore.layout import PackedStore
+from landcover.trainstore.shards import StoreError
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"  # the trained candidate: MLflow run and model URI (a DVC output)
 RESUME_FILE = "resume.json"
 
 
@@ -251,7 +251,7 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
         if Path(curves.path).exists():
             mlflow.log_artifact(str(curves.path), "curves")
     atomic_write_json(state_path, {"run_id": run_id, "status": "finished", "params_hash": phash})
-    atomic_write_json(out_dir / RUN_FILE, {"run_id": run_id, "model_uri": info.model_uri})
+    write_candidate(out_dir, run_id, info.model_uri)
     if not fast_dev_run:
         atomic_write_json(metrics_path, metrics)
     client.set_terminated(run_id, "FINISHED")

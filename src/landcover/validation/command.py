@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landcover.config import Params
+from landcover.config import Params, arg_or
 
 MAX_LISTED = 100  # quarantined tiles printed; the full list is in quarantine.csv
 
@@ -13,9 +13,9 @@ MAX_LISTED = 100  # quarantined tiles printed; the full list is in quarantine.cs
 def _validate(args: argparse.Namespace, params: Params) -> int:
     from landcover.validation.stage import run_validation  # heavy imports only when used
 
-    data = args.data if args.data is not None else params.data.root
-    out = args.out if args.out is not None else params.validation.out
-    result = run_validation(Path(data), Path(out), params)
+    data = arg_or(args.data, params.data.root)
+    out = arg_or(args.out, params.validation.out)
+    result = run_validation(params, Path(data), Path(out))
     s = result.summary
     print(f"validated {s['tiles_checked']} tiles: {s['tiles_passed']} passed, "
           f"{s['tiles_quarantined']} quarantined ({s['quarantined_fraction']:.1%}; "

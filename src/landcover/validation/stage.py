@@ -3,7 +3,7 @@
     plan_validation(data_root)              cities.csv + tile folders (nothing read yet)
     inspect_tile(tile, cities, params)      one tile's raster facts: the unit runners map
     summarise_validation(plan, rows, ...)   GE checkpoint, per-tile status, outputs, Data Docs
-    run_validation(data_root, out_dir, ...) all three, mapping inspect_tile over a thread pool
+    run_validation(params, data_root, out_dir, ...) all three, mapping inspect_tile over a thread pool
 
 Outputs under `out_dir` (each written atomically, rows sorted, no timestamps):
 report.csv, report.json, valid_tiles.csv, quarantine.csv, summary.json, metadata.csv and
@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ from landcover.dataset import (
 )
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, atomic_write_text
-from landcover.parallel import thread_map
+from landcover.parallel import MapFn, thread_map
 from landcover.validation.metadata import bad_entry_row, columns, tile_row
 from landcover.validation.suite import REASONS, Failure, failures_by_tile, run_checkpoint
 
@@ -50,7 +50,6 @@ DATA_DOCS = "data_docs"
 
 PASSED, QUARANTINED = "passed", "quarantined"
 
-MapFn = Callable[[Callable[[TileRef], dict], Sequence[TileRef]], Iterable[dict]]
 
 
 class QuarantineThresholdError(LandcoverError):
@@ -242,10 +241,15 @@ def summarise_validation(
 
 
 def run_validation(
-    data_root: Path, out_dir: Path, params: Params, map_fn: MapFn | None = None
+    params: Params, data_root: Path, out_dir: Path, map_fn: MapFn | None = None
 ) -> ValidationResult:
-    """The whole stage. `map_fn(fn, tiles)` runs `fn` over the tiles (default: thread pool)."""
+    """The whole stage, behind every door. `map_fn(fn, tiles)` runs `fn` over the tiles (default: a
+    thread pool; the validate-tiles flow passes Prefect tasks). Inspecting a tile reports what it
+    finds as a row and does not raise; an exception in its place is a bug and stops the stage."""
     plan = plan_validation(data_root)
     map_fn = map_fn or thread_map(params.validation.workers)
-    rows = map_fn(partial(inspect_tile, cities=plan.cities, params=params), plan.tiles)
+    rows = list(map_fn(partial(inspect_tile, cities=plan.cities, params=params), plan.tiles))
+    for row in rows:
+        if isinstance(row, Exception):
+            raise row
     return summarise_validation(plan, rows, out_dir, params)

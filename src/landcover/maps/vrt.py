@@ -7,7 +7,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from landcover.areas.layout import Area
+from landcover.maps.layout import Area
 
 
 def vrt_xml(area: Area, raster: str, vrt_path: Path, dtype: str, nodata: int | None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from landcover.pack.shards import ShardedArray, StoreError, byte_source
+from landcover.trainstore.shards import ShardedArray, StoreError, byte_source
 
 FORMAT = 1
 ATTR = "landcover_pack"

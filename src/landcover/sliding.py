@@ -29,18 +29,17 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 import torch
-from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.windows import Window
 
 from landcover.bands import NUM_BANDS, NUM_CHANNELS, SEASONS
 from landcover.classes import NUM_CLASSES
 from landcover.dataset import DataContractError, TileRef, check_tile
+from landcover.maps.gdal_cache import gdal_cache_budget
 from landcover.model.bundle import ModelBundle
 from landcover.model.calibration import probabilities
 from landcover.model.normalization import normalize
@@ -50,7 +49,6 @@ RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]  # (row0, probs (C,
 
 PREFETCH_BATCHES = 2  # normalised batches the reader may have ready ahead of the model
 BLEND_QUEUE = 2  # batches of probabilities the model may have ready ahead of the blending
-MIN_GDAL_CACHE = 64 * 2**20
 EMIT_PIXELS = 96 * 2048  # finished rows go to the callback in parts of about this many pixels
 
 
@@ -155,42 +153,6 @@ class TileSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _GdalCache:
-    """GDAL's block cache (one per process) sized to what the readers and writers running now
-    need; see `gdal_cache_budget`."""
-
-    lock = threading.Lock()
-    needs: dict[int, int] = {}
-    saved: int | None = None
-
-    @classmethod
-    @contextmanager
-    def reserve(cls, need: int) -> Iterator[None]:
-        key = object()
-        with cls.lock:
-            if not cls.needs:
-                cls.saved = get_gdal_config("GDAL_CACHEMAX")
-            cls.needs[id(key)] = need
-            set_gdal_config("GDAL_CACHEMAX", max(sum(cls.needs.values()), MIN_GDAL_CACHE))
-        try:
-            yield
-        finally:
-            with cls.lock:
-                del cls.needs[id(key)]
-                if cls.needs:
-                    set_gdal_config("GDAL_CACHEMAX", max(sum(cls.needs.values()), MIN_GDAL_CACHE))
-                elif cls.saved is not None:
-                    set_gdal_config("GDAL_CACHEMAX", cls.saved)
-
-
-def gdal_cache_budget(nbytes: int):
-    """Context manager: GDAL's block cache is one per process and by default 5 % of RAM, which
-    keeps every decoded block of a large tile, so memory would grow with the tile. Inside, the
-    cache is the sum of the budgets open now (at least MIN_GDAL_CACHE); the previous setting comes
-    back when the last one closes. A strip reader needs one block row of the tile's files."""
-    return _GdalCache.reserve(nbytes)
 
 
 _DONE = object()

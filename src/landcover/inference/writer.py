@@ -17,35 +17,24 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
 
 from landcover.classes import CLASSES, colormap
-from landcover.cog import translate_to_cog
 from landcover.fuel import FBFM40, fuel_colormap
-from landcover.inference.sliding import SlidingPredictor, TileSource, gdal_cache_budget
+from landcover.fuelmap import OUTPUTS, PROBABILITIES, PROBABILITY_NODATA, PROVENANCE, STAC_ITEM
 from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, atomic_write_text
+from landcover.maps.cog import translate_to_cog
+from landcover.maps.gdal_cache import gdal_cache_budget
+from landcover.maps.styles import write_styles
+from landcover.outcomes import TileOutcome
 from landcover.parallel import background_executor
-from landcover.styles import write_styles
+from landcover.sliding import SlidingPredictor, TileSource
 
-OUTPUTS = ("landcover.tif", "fuel.tif", "confidence.tif")
-PROBABILITIES = "probabilities.tif"  # optional (predict.probabilities): one band per class, percent
-PROBABILITY_NODATA = 255
-PROVENANCE = "provenance.json"
 COG_GDAL_CACHE = 64 * 2**20
-STAC_ITEM = "item.json"
-
-
-@dataclass(frozen=True)
-class TileOutcome:
-    key: str
-    status: str  # "written" | "skipped"
-    pixels: int
-    km2: float
 
 
 def _categories_aux_xml(names: dict[int, str]) -> str:
@@ -54,13 +43,6 @@ def _categories_aux_xml(names: dict[int, str]) -> str:
     cats = "".join(f"<Category>{names.get(i, '')}</Category>" for i in range(top + 1))
     return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{cats}</CategoryNames>'
             "</PAMRasterBand></PAMDataset>\n")
-
-
-def complete_tiles(out_dir: Path) -> dict[str, Path]:
-    """`<city>/<tile>` -> folder, for every tile of a batch-inference folder whose provenance
-    sidecar (written last) says it is complete."""
-    markers = sorted(Path(out_dir).glob(f"*/*/{PROVENANCE}"))
-    return {f"{p.parent.parent.name}/{p.parent.name}": p.parent for p in markers}
 
 
 def remove_stale_temporaries(tile_out: Path) -> list[Path]:
@@ -168,6 +150,6 @@ def write_tile(predictor: SlidingPredictor, src: TileSource, tile_out: Path, lut
         atomic_write_json(tile_out / STAC_ITEM, build_item(tile_out, provenance["tile"], provenance).to_dict())
         atomic_write_json(tile_out / PROVENANCE, provenance)  # last: the tile is complete
         km2 = counted[0] * abs(src.profile["transform"].a * src.profile["transform"].e) / 1e6
-        return TileOutcome(provenance["tile"], "written", counted[0], km2)
+        return TileOutcome.wrote(provenance["tile"], pixels=counted[0], km2=km2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

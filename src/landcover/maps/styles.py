@@ -94,7 +94,7 @@ def sld(name: str, entries: list[Entry] | tuple[Entry, ...], kind: str) -> str:
 
 
 def change_entries() -> dict[str, list[Entry]]:
-    from landcover.change.transitions import MASK_NAMES, transition_colormap, transition_names
+    from landcover.transitions import MASK_NAMES, transition_colormap, transition_names
 
     cmap = transition_colormap()
     mask_colours = {1: "#e1e1e1", 2: "#d7191c", 3: "#fdae61"}

@@ -9,9 +9,9 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
-from landcover.areas.layout import Area
-from landcover.cog import translate_to_cog
-from landcover.inference.sliding import gdal_cache_budget
+from landcover.maps.cog import translate_to_cog
+from landcover.maps.gdal_cache import gdal_cache_budget
+from landcover.maps.layout import Area
 
 KEPT_TAGS = ("model", "crosswalk_version", "code", "min_confidence")  # the run's identity, not the tile's
 NAME_TAGS = ("CLASS_", "FUEL_", "TRANSITION_", "MASK_")  # code names travel inside the GeoTIFF
