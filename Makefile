@@ -38,8 +38,10 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# ruff, and the layers of docs/architecture.md (import-linter's contracts in pyproject.toml)
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks
+	PYTHONPATH=src:. $(BIN)/lint-imports --no-cache
 
 # UIs bind to 127.0.0.1 only; set HOST=0.0.0.0 to expose them deliberately.
 HOST ?= 127.0.0.1

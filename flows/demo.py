@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from landcover.config import load_params
-from landcover.synth.generate import SynthOptions, generate
+from landcover.synth.stage import run_synth
 
 
 def _dvc(*args: str) -> None:
@@ -29,8 +29,7 @@ def main() -> int:
         s = params.synth
         print(f"generating the synthetic dataset: {s.cities} cities x {s.tiles_per_city} tiles of {s.size} px "
               f"-> {data}/", flush=True)
-        generate(data, SynthOptions(s.cities, s.tiles_per_city, s.size, s.seed, s.unlabelled_fraction),
-                 progress=lambda d, t, w: print(f"  [{d}/{t}] {w}", flush=True))
+        run_synth(params, data, progress=lambda d, t, w: print(f"  [{d}/{t}] {w}", flush=True))
         _dvc("add", "-q", str(data))
     else:
         print(f"{data}/ exists: keeping it", flush=True)

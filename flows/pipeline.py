@@ -16,13 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from landcover import reporting
 
-STAGES = ("validate", "split", "pack", "train", "evaluate", "promote", "predict", "areas")
 # stages whose failure is most likely transient I/O (tracking server, registry, object storage)
 RETRIES = {"promote": 2, "predict": 1}
 
@@ -55,6 +55,16 @@ def run_stage(stage: str, repo: str, force: bool = False) -> str:
     return "\n".join(lines)
 
 
+def pipeline_stages(repo: Path) -> list[str]:
+    """The stages dvc.yaml declares, in its order: a stage added there is run here too."""
+    return list(yaml.safe_load((Path(repo) / "dvc.yaml").read_text())["stages"])
+
+
+def _metrics_files(stage: str, repo: Path) -> list[Path]:
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage].get("metrics", [])
+    return [repo / (next(iter(m)) if isinstance(m, dict) else m) for m in declared]
+
+
 def _publish(stage: str, repo: Path) -> None:
     docs = {
         "validate": ("validation-summary",
@@ -70,6 +80,9 @@ def _publish(stage: str, repo: Path) -> None:
     if stage in docs:
         key, build = docs[stage]
         create_markdown_artifact(key=key, markdown=build(), description=f"{stage} stage")
+    elif _metrics_files(stage, repo):  # a stage without a summary of its own: its declared metrics
+        create_markdown_artifact(key=f"{stage}-metrics", markdown=reporting.metrics_markdown(
+            stage, _metrics_files(stage, repo)), description=f"{stage} stage")
 
 
 @flow(name="training-pipeline", log_prints=True)
@@ -82,7 +95,7 @@ def training_pipeline(repo: str = ".", force: bool = False, stages: list[str] | 
         stages: Subset of stages to run, in pipeline order (default: all).
     """
     repo_path = Path(repo).resolve()
-    chosen = [s for s in STAGES if stages is None or s in stages]
+    chosen = [s for s in pipeline_stages(repo_path) if stages is None or s in stages]
     for stage in chosen:
         run_stage.with_options(retries=RETRIES.get(stage, 0), retry_delay_seconds=10)(stage, str(repo_path), force)
         _publish(stage, repo_path)

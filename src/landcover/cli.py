@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from landcover.config import Params, load_params
+from landcover.config import Params, load_params, stage_packages
 from landcover.errors import LandcoverError
 
 Handler = Callable[[argparse.Namespace, Params], int]
@@ -32,70 +32,13 @@ def _parse_set(values: Sequence[str]) -> dict[str, object]:
     return overrides
 
 
-def _progress(done: int, total: int, what: str) -> None:
-    print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- synth
-def _synth(args: argparse.Namespace, params: Params) -> int:
-    from landcover.synth.generate import SynthOptions, generate
-    from landcover.synth.manifest import write_manifest
-
-    p = params.synth
-    if args.manifest_only:
-        cities = args.cities if args.cities is not None else p.manifest_cities
-        tiles = args.tiles if args.tiles is not None else p.manifest_tiles
-        n_c, n_t = write_manifest(args.out, cities, tiles, args.seed if args.seed is not None else p.seed)
-        print(f"manifest: {n_c} cities, {n_t} tiles -> {args.out}")
-        return 0
-    options = SynthOptions(
-        cities=args.cities if args.cities is not None else p.cities,
-        tiles_per_city=args.tiles_per_city if args.tiles_per_city is not None else p.tiles_per_city,
-        size=args.size if args.size is not None else p.size,
-        seed=args.seed if args.seed is not None else p.seed,
-        unlabelled_fraction=p.unlabelled_fraction,
-        zones=tuple(args.zones.split(",")) if args.zones else None,
-    )
-    tiles = generate(args.out, options, progress=None if args.quiet else _progress)
-    print(f"synthetic dataset: {options.cities} cities, {len(tiles)} tiles of {options.size} px -> {args.out}")
-    return 0
-
-
-def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="generate the synthetic Sentinel-2 dataset (or its manifest)")
-    p.add_argument("--out", type=Path, required=True, help="dataset root to create")
-    p.add_argument("--cities", type=int, help="number of cities (params synth.cities)")
-    p.add_argument("--tiles-per-city", type=int, help="tiles per city (params synth.tiles_per_city)")
-    p.add_argument("--size", type=int, help="tile side in pixels (params synth.size)")
-    p.add_argument("--seed", type=int, help="random seed (params synth.seed)")
-    p.add_argument("--zones", help="comma-separated climate zones to draw cities from")
-    p.add_argument("--manifest-only", action="store_true",
-                   help="write only cities.csv and tiles.csv shaped like the full dataset")
-    p.add_argument("--tiles", type=int, help="with --manifest-only: total tiles (params synth.manifest_tiles)")
-    p.add_argument("--quiet", action="store_true", help="no per-tile progress")
-    p.set_defaults(handler=_synth)
-
-
-# ---------------------------------------------------------------- registry of later stages
-# Stage modules register their subcommand through `register(sub)`; imported lazily so
-# `landcover synth` does not pay for torch or mlflow imports.
-STAGE_MODULES = (
-    "landcover.validation.command",
-    "landcover.split.command",
-    "landcover.pack.command",
-    "landcover.training.command",
-    "landcover.evaluation.command",
-    "landcover.promotion.command",
-    "landcover.inference.command",
-    "landcover.landscape.command",
-    "landcover.areas.command",
-    "landcover.change.command",
-    "landcover.mosaic.command",
-    "landcover.labels.command",
-)
+class StageNotImportable(RuntimeError):
+    """A stage params.yaml names whose command module does not import: a packaging error."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per stage of the registry (`config.stage_packages`: each stage's params section
+    names its package); a stage whose `command` module does not import stops the CLI, naming it."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="landcover", description=__doc__.splitlines()[0])
@@ -103,14 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a params value, for example --set train.epochs=2")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_synth(sub)
-    for name in STAGE_MODULES:
+    for section, package in stage_packages().items():
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):  # stage not built yet
-                continue
-            raise
+            module = importlib.import_module(f"{package}.command")
+        except ImportError as exc:
+            raise StageNotImportable(f"stage {section}: {package}.command does not import: {exc}") from exc
         module.register(sub)
     return parser
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,7 +24,11 @@ SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
 
 
 class _Section(BaseModel):
+    """One section of params.yaml. A stage's section names its package (`stage`): that is how the CLI
+    finds the stage's command (docs/architecture.md, "How to add a stage")."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    stage: ClassVar[str | None] = None
 
 
 class DataParams(_Section):
@@ -33,6 +37,7 @@ class DataParams(_Section):
 
 
 class SynthParams(_Section):
+    stage: ClassVar[str] = "landcover.synth"  # the stage package whose command.py the CLI registers
     cities: int = Field(12, ge=1)
     tiles_per_city: int = Field(2, ge=1)
     size: int = Field(256, ge=32)
@@ -43,6 +48,7 @@ class SynthParams(_Section):
 
 
 class ValidateParams(_Section):
+    stage: ClassVar[str] = "landcover.validation"  # the stage package whose command.py the CLI registers
     out: Path = Path("reports/validation")
     max_nodata_fraction: float = Field(0.25, ge=0, le=1)
     min_labelled_fraction: float = Field(0.5, ge=0, le=1)
@@ -58,6 +64,7 @@ class ValidateParams(_Section):
 
 
 class SplitParams(_Section):
+    stage: ClassVar[str] = "landcover.split"  # the stage package whose command.py the CLI registers
     out: Path = Path("splits/split.csv")
     stats: Path = Path("metrics/split.json")
     seed: int = 7
@@ -94,6 +101,7 @@ class SplitParams(_Section):
 
 
 class TrainParams(_Section):
+    stage: ClassVar[str] = "landcover.training"  # the stage package whose command.py the CLI registers
     out: Path = Path("models/candidate")
     metrics: Path = Path("metrics/train.json")  # the pipeline's; beside --out when a run names its own
     curves: Path = Path("plots/train_curves.csv")
@@ -157,11 +165,13 @@ class MlflowParams(_Section):
 
 
 class EvaluateParams(_Section):
+    stage: ClassVar[str] = "landcover.evaluation"  # the stage package whose command.py the CLI registers
     out: Path = Path("reports/evaluation")
     metrics: Path = Path("metrics/evaluate.json")
 
 
 class PromoteParams(_Section):
+    stage: ClassVar[str] = "landcover.promotion"  # the stage package whose command.py the CLI registers
     min_miou: float = Field(0.30, ge=0, le=1)
     min_class_iou: float = Field(0.05, ge=0, le=1)
     margin: float = Field(0.005, ge=0)
@@ -170,6 +180,7 @@ class PromoteParams(_Section):
 
 
 class PredictParams(_Section):
+    stage: ClassVar[str] = "landcover.inference"  # the stage package whose command.py the CLI registers
     input: Path = Path("data/tiles")
     out: Path = Path("outputs/fuelmaps")
     model_uri: str | None = None
@@ -263,6 +274,7 @@ def _known_zones(v: dict) -> dict:
 
 class ChangeParams(_Section):
     """`landcover change`: transitions between two map versions."""
+    stage: ClassVar[str] = "landcover.change"  # the stage package whose command.py the CLI registers
 
     min_confidence: int = Field(70, ge=0, le=100)  # both maps at least this sure (percent) for a change to count
     out: Path = Path("outputs/change")
@@ -270,6 +282,7 @@ class ChangeParams(_Section):
 
 class PackParams(_Section):
     """`landcover pack`: the training store random crops are read from (docs/training-store.md)."""
+    stage: ClassVar[str] = "landcover.pack"  # the stage package whose command.py the CLI registers
 
     out: Path = Path("packed/store.zarr")
     metrics: Path = Path("metrics/pack.json")  # the pipeline's; beside --out when a run names its own
@@ -280,12 +293,14 @@ class PackParams(_Section):
 
 class AreasParams(_Section):
     """`landcover areas`: one seamless map per city from batch inference's tiles."""
+    stage: ClassVar[str] = "landcover.areas"  # the stage package whose command.py the CLI registers
 
     out: Path = Path("outputs/areas")
 
 
 class LandscapeParams(_Section):
     """`landcover landscape`: FlamMap / ELMFIRE inputs from fuel maps and a DEM (docs/landscape.md)."""
+    stage: ClassVar[str] = "landcover.landscape"  # the stage package whose command.py the CLI registers
 
     out: Path = Path("outputs/landscape")
     dem: str | None = None  # path or URL of a DEM in any CRS (GDAL reads it)
@@ -327,6 +342,7 @@ class PlausibilityParams(_Section):
 
 
 class MosaicParams(_Section):
+    stage: ClassVar[str] = "landcover.mosaic"  # the stage package whose command.py the CLI registers
     source: str = "earth-search"  # preset name, STAC API URL, local STAC catalog/item collection, SAFE folder
     preset: str | None = None  # asset preset for a STAC URL or local catalog (default: detected)
     presets: dict[str, StacPreset] = {}
@@ -376,6 +392,7 @@ class MosaicParams(_Section):
 
 
 class LabelsParams(_Section):
+    stage: ClassVar[str] = "landcover.labels"  # the stage package whose command.py the CLI registers
     attribute: str | None = None  # vector attribute holding the class value
     preset: str | None = None  # crosswalk preset (worldcover, clc, clc-raster); see docs/real-data.md
     # reference value -> class code 0..10; values not listed become 0 (unlabelled) and are counted
@@ -426,6 +443,16 @@ class ConfigError(LandcoverError, ValueError):
 
 
 DEFAULT_PARAMS = Path("params.yaml")
+
+
+def stage_packages() -> dict[str, str]:
+    """params section -> stage package, in params order: the CLI's registry of stages."""
+    found = {}
+    for name, info in Params.model_fields.items():
+        package = getattr(info.annotation, "stage", None)
+        if package:
+            found[info.alias or name] = package
+    return found
 
 
 def arg_or(value: T | None, default: T) -> T:

@@ -149,3 +149,16 @@ def dataset_markdown(summary: dict, source: dict) -> str:
         lines += ["", f"Unmapped reference values (set to 0): {labels['unmapped_pixels']} pixels", ""]
         lines += [f"- `{v}`: {n}" for v, n in top]
     return "\n".join(lines) + "\n"
+
+
+def metrics_markdown(stage: str, paths: list[Path]) -> str:
+    """Any stage's metrics files (those dvc.yaml declares), their top-level figures as a table: what a
+    stage without a summary of its own publishes."""
+    rows = []
+    for path in paths:
+        found = _load(path)
+        if not found:
+            rows.append(f"| `{path}` | (missing) |")
+            continue
+        rows += [f"| {k} | {v} |" for k, v in found.items() if isinstance(v, int | float | str | bool)]
+    return f"# {stage}\n\n| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n"
