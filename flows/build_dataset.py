@@ -23,8 +23,6 @@ from prefect.cache_policies import NO_CACHE
 from landcover import reporting
 from landcover.config import load_params
 from landcover.labels.stage import run_labels
-from landcover.mosaic.grid import plan_targets
-from landcover.mosaic.opening import open_source
 from landcover.mosaic.stage import run_mosaic
 
 try:
@@ -83,11 +81,8 @@ def build_dataset(
         params_file: params.yaml with the mosaic, labels and validate sections.
     """
     params = load_params(params_file)
-    mp = params.mosaic
-    tiles, city_rows = plan_targets(Path(out), mp.size, mp.grid, Path(cities) if cities else None, only,
-                                    Path(aoi) if aoi else None, city_id, climate_zone)
-    scene_source = open_source(source or mp.source, mp)
-    mosaic = run_mosaic(params, Path(out), tiles, city_rows, scene_source, year,
+    mosaic = run_mosaic(params, Path(out), year, cities_file=Path(cities) if cities else None, only=only,
+                        aoi=Path(aoi) if aoi else None, city_id=city_id, climate_zone=climate_zone, source=source,
                         map_fn=prefect_map(mosaic_tile_task, 1))
     summary = {"mosaic": mosaic.summary()}
     failed = dict(mosaic.failed)
@@ -97,7 +92,7 @@ def build_dataset(
         summary["labels"] = labels.summary()
         failed |= labels.failed
     create_markdown_artifact(key="build-dataset", description="Dataset build",
-                             markdown=reporting.dataset_markdown(summary, scene_source.description))
+                             markdown=reporting.dataset_markdown(summary, mosaic.source))
     if failed:
         raise TilesFailed(f"{len(failed)} tile(s) failed: " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())))
     report_dir = validation_out or str(Path("reports/datasets") / Path(out).resolve().name / "validation")

@@ -18,7 +18,7 @@ from landcover.config import load_params
 from landcover.dataset import City
 from landcover.geo import TileGrid
 from landcover.mosaic.opening import open_source
-from landcover.mosaic.stage import run_mosaic
+from landcover.mosaic.stage import mosaic_tiles
 from landcover.synth.l2a import BANDS_10M, FakeScene
 
 SIZE = 64
@@ -107,7 +107,7 @@ def expected(scenes: list[FakeScene], offsets: list[int] | None = None) -> tuple
 
 def mosaic(source: Path, out: Path, p=None, tiles=(TILE,), year: int = 2023):
     p = p or params()
-    return run_mosaic(p, out, list(tiles), [CITY], open_source(str(source), p.mosaic), year)
+    return mosaic_tiles(p, out, list(tiles), [CITY], open_source(str(source), p.mosaic), year)
 
 
 def read_tile(out: Path, season: str = "summer", tile: TileGrid = TILE) -> tuple[np.ndarray, np.ndarray, dict]:

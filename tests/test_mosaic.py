@@ -22,7 +22,7 @@ from landcover.bands import BANDS
 from landcover.geo import TileGrid
 from landcover.mosaic.opening import open_source
 from landcover.mosaic.sources import season_window
-from landcover.mosaic.stage import run_mosaic
+from landcover.mosaic.stage import mosaic_tiles
 from landcover.synth.l2a import FakeScene, fabricate, write_catalog, write_safe
 from mosaic_reference import CITY, EPSG, MASKED, NORTH, SIZE, TILE, WEST, expected, mosaic, params, read_tile
 
@@ -332,7 +332,7 @@ def test_a_stac_api_search_shares_the_loading_path(catalog, tmp_path) -> None:
     try:
         p = params(**{"mosaic.preset": "earth-search"})
         assert not mosaic(catalog, tmp_path / "static").failed
-        result = run_mosaic(p, tmp_path / "api", [TILE], [CITY], open_source(api.url, p.mosaic), 2023)
+        result = mosaic_tiles(p, tmp_path / "api", [TILE], [CITY], open_source(api.url, p.mosaic), 2023)
         assert result.written == [TILE.key], result.failed
     finally:
         api.server.shutdown()

@@ -7,30 +7,24 @@ import sys
 from pathlib import Path
 
 from landcover.config import Params, arg_or
-from landcover.errors import LandcoverError, report_failures
+from landcover.errors import report_failures
 
 REPORT = "mosaic_report.json"
 
 
 def _run(args: argparse.Namespace, params: Params) -> int:
     from landcover.io_utils import atomic_write_json
-    from landcover.mosaic.grid import plan_targets
-    from landcover.mosaic.opening import open_source
     from landcover.mosaic.stage import run_mosaic
     from landcover.progress import item_bars
 
-    year = arg_or(args.year, params.mosaic.year)
-    if year is None:
-        raise LandcoverError("--year is needed (or params mosaic.year)")
-    tiles, cities = plan_targets(args.out, arg_or(args.size, params.mosaic.size), arg_or(args.grid, params.mosaic.grid),
-                                 args.cities, args.only.split(",") if args.only else None, args.aoi, args.city_id,
-                                 args.climate_zone, args.name, args.country)
-    source = open_source(arg_or(args.source, params.mosaic.source), params.mosaic)
     with item_bars("step") as progress:
-        result = run_mosaic(params, args.out, tiles, cities, source, year, progress=progress)
+        result = run_mosaic(params, args.out, args.year, cities_file=args.cities,
+                            only=args.only.split(",") if args.only else None, aoi=args.aoi, city_id=args.city_id,
+                            climate_zone=args.climate_zone, name=args.name, country=args.country,
+                            source=args.source, size=args.size, grid=args.grid, progress=progress)
     s = result.summary()
     report = arg_or(args.report, args.out / REPORT)
-    atomic_write_json(report, {**s, "source": source.description, "year": year})
+    atomic_write_json(report, {**s, "source": result.source, "year": result.year})
     print(f"mosaic: {s['tiles_written']} written, {s['tiles_skipped']} up to date, {s['tiles_failed']} failed; "
           f"{s['megapixels']} Mpx in {s['seconds']} s -> {args.out} (report {report})")
     for key, notes in sorted(result.warnings.items()):

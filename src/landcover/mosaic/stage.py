@@ -24,15 +24,16 @@ import rasterio
 
 from landcover import __version__
 from landcover.bands import BANDS, SEASONS
-from landcover.config import MosaicParams, Params
+from landcover.config import MosaicParams, Params, arg_or
 from landcover.dataset import City, DataContractError, read_cities, write_cities
 from landcover.errors import LandcoverError
 from landcover.geo import TileGrid
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.lineage import params_hash
 from landcover.mosaic.composite import composite_block, nonpositive_counts
+from landcover.mosaic.grid import plan_targets
 from landcover.mosaic.load import load_stack
-from landcover.mosaic.opening import Source
+from landcover.mosaic.opening import Source, open_source
 from landcover.mosaic.scenes import (
     Scene,
     SceneError,
@@ -235,6 +236,8 @@ class TileMosaicker:
 @dataclass
 class MosaicResult(TileTally):
     out: Path
+    source: dict = field(default_factory=dict)  # the source's description
+    year: int | None = None
     warnings: dict[str, list[str]] = field(default_factory=dict)
     megapixels: float = 0.0
     seconds: float = 0.0
@@ -290,14 +293,31 @@ class dask_scheduler:  # noqa: N801 - used as a context manager
             self.config.__exit__(*exc)
 
 
-def run_mosaic(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], source: Source,
-               year: int, map_fn: MapFn | None = None, progress: Progress | None = None) -> MosaicResult:
+def run_mosaic(p: Params, out: Path, year: int | None = None, *, cities_file: Path | None = None,
+               only: list[str] | None = None, aoi: Path | None = None, city_id: str | None = None,
+               climate_zone: str | None = None, name: str | None = None, country: str | None = None,
+               source: str | None = None, size: int | None = None, grid: int | None = None,
+               map_fn: MapFn | None = None, progress: Progress | None = None) -> MosaicResult:
+    """The stage, behind every door: plan the tiles (`cities_file`, or `aoi` under `city_id`), open the
+    source (default params mosaic.source) and mosaic every tile of `year` (default mosaic.year)."""
+    mp = p.mosaic
+    year = arg_or(year, mp.year)
+    if year is None:
+        raise LandcoverError("--year is needed (or params mosaic.year)")
+    tiles, cities = plan_targets(Path(out), arg_or(size, mp.size), arg_or(grid, mp.grid), cities_file, only, aoi,
+                                 city_id, climate_zone, name, country)
+    return mosaic_tiles(p, out, tiles, cities, open_source(arg_or(source, mp.source), mp), year, map_fn, progress)
+
+
+def mosaic_tiles(p: Params, out: Path, tiles: list[TileGrid], cities: list[City], source: Source,
+                 year: int, map_fn: MapFn | None = None, progress: Progress | None = None) -> MosaicResult:
+    """Mosaic the given tiles from an open source (the region job and the tests plan their own)."""
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     merge_cities(out / "cities.csv", cities)
     worker = TileMosaicker(p, source, out, year, progress)
-    result = MosaicResult(out)
+    result = MosaicResult(out, source=source.description, year=year)
     with dask_scheduler(p.mosaic, source):
         outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
         for tile, outcome in zip(tiles, outcomes, strict=True):
