@@ -4,12 +4,11 @@ read it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from landcover.errors import LandcoverError
-from landcover.io_utils import atomic_write_json
+from landcover.io_utils import atomic_write_json, read_json_record
 
 RUN_FILE = "run.json"
 
@@ -33,12 +32,7 @@ def write_candidate(folder: Path, run_id: str, model_uri: str) -> Path:
 
 def read_candidate(path: Path) -> Candidate:
     path = Path(path)
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise LandcoverError(f"{path}: no trained candidate (run `landcover train` first)") from exc
-    except json.JSONDecodeError as exc:
-        raise LandcoverError(f"{path}: not valid JSON: {exc}") from exc
+    state = read_json_record(path, "no trained candidate (run `landcover train` first)")
     # training writes run.json once the model is logged; an older layout also carried "status"
     if state.get("status", "finished") != "finished" or not state.get("model_uri") or not state.get("run_id"):
         raise LandcoverError(f"{path}: training run {state.get('run_id', '?')} has not finished "

@@ -45,6 +45,19 @@ def atomic_write_json(target: Path, obj: Any) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def read_json_record(path: Path, missing: str) -> Any:
+    """A JSON file another stage wrote; a missing file says `missing` (what to run first), bad JSON
+    says so, both as one line naming the file."""
+    from landcover.errors import LandcoverError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise LandcoverError(f"{path}: {missing}") from exc
+    except json.JSONDecodeError as exc:
+        raise LandcoverError(f"{path}: not valid JSON: {exc}") from exc
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from landcover.candidate import Candidate, candidate_path, read_candidate
 from landcover.config import Params
 from landcover.errors import LandcoverError
-from landcover.io_utils import atomic_write_json
+from landcover.io_utils import atomic_write_json, read_json_record
 from landcover.lineage import file_hash
 from landcover.outputs import side_output
 from landcover.promotion import registry as reg
@@ -58,12 +57,7 @@ class PromotionResult:
 
 def read_metrics(path: Path, candidate: Candidate) -> dict[str, Any]:
     path = Path(path)
-    try:
-        metrics = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise LandcoverError(f"{path}: no test metrics (run `landcover evaluate` first)") from exc
-    except json.JSONDecodeError as exc:
-        raise LandcoverError(f"{path}: not valid JSON: {exc}") from exc
+    metrics = read_json_record(path, "no test metrics (run `landcover evaluate` first)")
     if "miou" not in metrics or "iou" not in metrics:
         raise LandcoverError(f"{path}: lacks 'miou' or 'iou'; not an evaluation result")
     if metrics.get("model_uri") not in (None, "", candidate.model_uri) or (
