@@ -29,8 +29,10 @@ data: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m flows.demo
 
+# two pytest-xdist workers: the long end-to-end tests (started first) run beside the short ones
+TEST_WORKERS ?= 2
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"

@@ -11,6 +11,13 @@ from landcover.config import Params, load_params
 from landcover.synth.generate import SynthOptions, generate
 
 REPO = Path(__file__).resolve().parents[1]
+LONGEST_FIRST = ("test_demo.py", "test_e2e.py", "test_ddp.py")  # minutes each: started first, run beside the rest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first, so that with `-n` (pytest-xdist: `make test` runs two workers) they
+    run beside the short ones instead of after them."""
+    items.sort(key=lambda item: 0 if item.nodeid.split("::")[0].endswith(LONGEST_FIRST) else 1)
 
 
 @pytest.fixture(scope="session")
