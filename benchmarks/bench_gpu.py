@@ -178,9 +178,9 @@ def main() -> dict:
 
     from landcover.config import load_params
     from landcover.model.normalization import NormStats
-    from landcover.pack.store import PackedStore
     from landcover.training.data import RING_SLOTS, BatchRing, TrainCrops, index_tiles
     from landcover.training.sources import StoreSource
+    from landcover.trainstore.layout import PackedStore
 
     if not torch.cuda.is_available() and not DRYRUN:
         return c.emit("gpu", {"ratio": None, "target": "report only", "met": None, "skipped": True,

@@ -33,8 +33,8 @@ def main() -> dict:
     import numpy as np
     import torch
 
-    from landcover.inference.sliding import TileSource, _starts
     from landcover.model.normalization import normalize
+    from landcover.sliding import TileSource, _starts
 
     n_threads = c.threads()
     root = c.tile_2048()

@@ -78,9 +78,9 @@ def main() -> dict:
 
     from landcover.config import load_params
     from landcover.dataset import read_label, read_stack
-    from landcover.pack.store import PackedStore
     from landcover.training.data import RING_SLOTS, BatchRing, CropSampler, TrainCrops, collate, index_tiles
     from landcover.training.sources import GeoTiffSource, StoreSource
+    from landcover.trainstore.layout import PackedStore
 
     torch.set_num_threads(1)  # per core
     root = c.synth_dataset("train4x1024", 1024, cities=4, tiles_per_city=1, seed=11)

@@ -44,7 +44,7 @@ def main() -> dict:
     ratio = c.paired_ratio(times, "inspect_tile", "read_decode")
 
     out_dir = c.RESULTS / "work" / "validation"
-    whole = c.timed(lambda: run_validation(root, out_dir, params))
+    whole = c.timed(lambda: run_validation(params, root, out_dir))
     shutil.rmtree(out_dir, ignore_errors=True)
     return c.emit("validation", {
         "ratio": c.rnd(ratio, 3),

@@ -30,7 +30,7 @@ def demo_data():
     root = c.synth_dataset("demo", 256, cities=12, tiles_per_city=2, seed=42)
     split = c.RESULTS / "work" / "compare" / "split.csv"
     if not split.is_file():
-        run_split(root, split, split.with_suffix(".json"), load_params(c.REPO / "params.yaml"))
+        run_split(load_params(c.REPO / "params.yaml"), root, split, split.with_suffix(".json"))
     return root, split
 
 
@@ -62,11 +62,11 @@ def evaluate(model_uri: str, p, root, split, tta: bool) -> dict:
 
     from landcover.bands import SEASONS
     from landcover.evaluation.stage import tile_confusion
-    from landcover.inference.sliding import SlidingPredictor
     from landcover.metrics import scores_from_confusion
     from landcover.model.calibration import CalibrationCounts
     from landcover.model.loading import load_bundle
-    from landcover.split.splitfile import read_split
+    from landcover.sliding import SlidingPredictor
+    from landcover.splitfile import read_split
 
     bundle, _ = load_bundle(model_uri)
     tiles = read_split(split, root, "test")
