@@ -361,18 +361,32 @@ def test_mosaic_on_a_dask_cluster_equals_the_local_run(catalog, tmp_path) -> Non
 
 @pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 1.0])
 def test_the_quantile_is_numpys_linear_quantile_of_the_clear_days(q) -> None:
-    from landcover.mosaic.composite import nan_quantile
+    from landcover.mosaic.composite import UNCLEAR, quantile_of_clear
 
     rng = np.random.default_rng(1)
     values = rng.integers(1, 9000, (7, 3, 40, 40)).astype(np.float32)
     values[rng.random(values.shape) < 0.4] = np.nan
     values[:, :, 0, 0] = np.nan  # never clear
-    got, count = nan_quantile(values.copy(), q)
+    got, count = quantile_of_clear(np.where(np.isnan(values), UNCLEAR, values), q)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         want = np.nanquantile(values.astype(np.float64), q, axis=0)
     assert np.array_equal(count == 0, np.isnan(want)) and count[0, 0, 0] == 0
     assert np.nanmax(np.abs(np.where(count > 0, got, np.nan) - want)) < 1e-3
+
+
+def test_the_sorting_network_sorts_every_season_length() -> None:
+    """Batcher's network, cut to T inputs, against numpy's sort: every length a season can have
+    (1 to 64 days; powers of two and the lengths just past them are where a cut network breaks)."""
+    from landcover.mosaic.composite import UNCLEAR, sort_along_time
+
+    rng = np.random.default_rng(2)
+    for t in range(1, 65):
+        values = rng.integers(-1000, 9000, (t, 3, 9, 7)).astype(np.float32)
+        values[rng.random(values.shape) < 0.3] = UNCLEAR
+        values[:, 0, 0, :] = 5.0  # ties
+        want = np.sort(values, axis=0)
+        assert np.array_equal(sort_along_time(values), want), t
 
 
 def test_an_interrupted_tile_is_redone_and_cli_errors_name_the_problem(catalog, tmp_path, capsys) -> None:

@@ -362,12 +362,14 @@ class MosaicParams(_Section):
     resampling_20m: Literal["bilinear", "nearest"] = "bilinear"
     offset_when_unknown: int | None = None  # BOA offset (DN) for scenes whose metadata states none
     plausibility: PlausibilityParams = PlausibilityParams()
-    chunk: int = Field(512, ge=16)  # Dask chunk side in pixels
+    # every scene's observations of a strip of rows fit this (an exact quantile holds them all at once)
+    memory_mb: int = Field(512, ge=32)
+    read_threads: int = Field(16, ge=1)  # files read at once (HTTP: range requests in flight)
     retries: int = Field(2, ge=0)  # reruns of a tile's season after a read failure
     retry_delay_s: float = Field(5.0, ge=0)
     skip_unreadable_scenes: bool = False  # false: a scene unreadable after the retries fails its tile
-    workers: int | None = Field(None, ge=1)  # Dask threads (default: every core)
-    dask_address: str | None = None  # e.g. tcp://scheduler:8786
+    workers: int | None = Field(None, ge=1)  # threads compositing strips of a tile (default: every core)
+    dask_address: str | None = None  # e.g. tcp://scheduler:8786: tiles fan out over the cluster
 
     @field_validator("seasons")
     @classmethod

@@ -40,6 +40,24 @@ def thread_map(workers: int, catch_errors: bool = False
     return run
 
 
+def dask_map(address: str) -> Callable[[Callable[[T], R], Sequence[T]], Iterator[R | Exception]]:
+    """A `map_fn(fn, items)` running one task per item on the Dask cluster at `address` (workers need
+    this package installed), yielding results in order, an item's exception in its place."""
+
+    def run(fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R | Exception]:
+        from distributed import Client
+
+        with Client(address) as client:
+            futures = client.map(fn, list(items), pure=False)
+            for future in futures:
+                try:
+                    yield future.result()
+                except Exception as exc:  # noqa: BLE001 - reported per item by the caller
+                    yield exc
+
+    return run
+
+
 def lower_thread_priority(steps: int) -> None:
     """Run the calling thread `steps` nice levels below the process (at most at 19); idempotent, so
     a thread started by an already lowered one (which inherits its value) ends at the same level.

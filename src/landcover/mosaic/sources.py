@@ -1,6 +1,6 @@
 """Where scenes come from: a STAC API, a local static STAC catalog or item collection, or SAFE
 products (`safe.py`). Each yields pystac Items for a place and a date window; from there every source
-shares one loading path (odc-stac), so the code only a remote API reaches is the search itself.
+shares one reading path (`read.py`), so the code only a remote API reaches is the search itself.
 `opening.py` turns a `--source` into one of them.
 """
 

@@ -1,157 +1,48 @@
 """Mosaic stage: one implementation behind `landcover mosaic` and the build-dataset flow.
 
-Per tile and season: search the source, read each scene's BOA offset from its metadata, load the
-scenes onto the tile grid (odc-stac, Dask), composite the clear observations, and check each
+Per tile and season: search the source, read each scene's BOA offset from its metadata, read the
+scenes onto the tile grid strip by strip and composite the clear observations, checking each
 scene's plausibility in the same pass (a scene that fails is dropped, or fixed, and the season is
-composited again without it). Reads that fail are retried; then the scenes are loaded one by one
-to name the unreadable ones. Files are written atomically, the manifest first as `writing` and
-last as `complete`: a rerun skips complete tiles made with the same request and redoes the rest.
+composited again without it): `season.py`. Reads that fail are retried, and a file that still fails
+names its scene. Files are written atomically, the manifest first as `writing` and last as
+`complete`: a rerun skips complete tiles made with the same request and redoes the rest. Tiles run
+one after the other here (each uses every core), or fan out over a Dask cluster
+(`mosaic.dask_address`), one tile per task.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask
-import dask.array as da
-import numpy as np
-import rasterio
-
 from landcover import __version__
-from landcover.bands import BANDS, SEASONS
+from landcover.bands import SEASONS
 from landcover.config import MosaicParams, Params, arg_or
 from landcover.dataset import City, DataContractError, read_cities, write_cities
 from landcover.errors import LandcoverError
 from landcover.geo import TileGrid
 from landcover.io_utils import atomic_write_json, sha256_file, tile_lock
 from landcover.lineage import params_hash
-from landcover.mosaic.composite import composite_block, nonpositive_counts
 from landcover.mosaic.grid import plan_targets
-from landcover.mosaic.load import load_stack
 from landcover.mosaic.opening import Source, open_source
 from landcover.mosaic.scenes import (
     Scene,
     SceneError,
     detect_assets,
     newest_processing,
-    solar_day_index,
     sort_scenes,
     to_scene,
 )
+from landcover.mosaic.season import Compositor, SeasonComposite, TileFailed, gdal_options
 from landcover.mosaic.sources import StacApiSource, season_window
 from landcover.mosaic.writer import COUNT_FILE, MANIFEST, read_manifest, write_counts, write_season
 from landcover.outcomes import TileOutcome, TileTally
-from landcover.parallel import MapFn, one_line, thread_map
+from landcover.parallel import MapFn, dask_map, thread_map
 
-READ_ERRORS = (rasterio.errors.RasterioError, OSError)
-BLUE = BANDS.index("B02")
 Progress = Callable[[str, int, int, str], None]  # tile key, steps done, steps in all, what
-
-
-class TileFailed(LandcoverError):
-    """A tile that could not be made; the message names the tile, the season and the scenes."""
-
-
-@dataclass
-class SeasonComposite:
-    pixels: np.ndarray  # (10, h, w) uint16, 0 = no clear observation
-    count: np.ndarray  # (h, w) uint8 clear days
-    used: list[Scene]
-    excluded: list[dict] = field(default_factory=list)  # {"id", "reason"}
-
-    def describe(self, window: tuple[dt.datetime, dt.datetime]) -> dict:
-        nodata = float((self.count == 0).mean())
-        return {"window": [window[0].isoformat(), window[1].isoformat()],
-                "scenes": [s.describe() for s in self.used], "excluded": self.excluded,
-                "nodata_fraction": round(nodata, 6),
-                "clear_days": {"min": int(self.count.min()), "median": float(np.median(self.count)),
-                               "max": int(self.count.max())}}
-
-
-def _judge(scenes: list[Scene], with_offset: np.ndarray, without_offset: np.ndarray, mp: MosaicParams
-           ) -> tuple[list[Scene], list[dict], bool]:
-    """Scenes whose clear land pixels are mostly <= 0 after their offset: drop or fix them."""
-    rule = mp.plausibility
-    keep, excluded, changed = [], [], False
-
-    def implausible(counts: np.ndarray) -> bool:
-        land, bad = int(counts[0]), int(counts[1])
-        return land >= rule.min_land_pixels and bad / land > rule.max_nonpositive_fraction
-
-    for scene, a, b in zip(scenes, with_offset, without_offset, strict=True):
-        if not implausible(a):
-            keep.append(scene)
-            continue
-        changed = True
-        share = f"{a[1] / a[0]:.0%} of {a[0]} clear land pixels have B02 <= 0 after offset {min(scene.offsets):g} " \
-                f"({scene.offset_source})"
-        if rule.on_fail == "fix" and any(scene.offsets) and not implausible(b):
-            keep.append(dataclasses.replace(scene, offsets=(0.0,) * len(BANDS),
-                                            offset_source=f"plausibility: offset not applied ({share})"))
-        else:
-            excluded.append({"id": scene.id, "reason": f"implausible: {share}"})
-    return keep, excluded, changed
-
-
-def composite(scenes: list[Scene], tile: TileGrid, mp: MosaicParams, check: bool = True) -> SeasonComposite:
-    """The season's composite of `scenes` (in time order) on the tile's grid."""
-    if not scenes:
-        return SeasonComposite(np.zeros((len(BANDS), tile.height, tile.width), np.uint16),
-                               np.zeros((tile.height, tile.width), np.uint8), [])
-    stack, scl, clear = load_stack(scenes, tile, mp.chunk, mp.resampling_20m, mp.masked_classes(), mp.mask_buffer_m)
-    offsets = np.array([s.offsets for s in scenes], dtype=np.float32)
-    result = da.blockwise(composite_block, "cyx", stack, "tbyx", clear, "tyx", new_axes={"c": len(BANDS) + 1},
-                          concatenate=True, dtype=np.uint16, offsets=offsets,
-                          day_of=solar_day_index(scenes, tile.centre_lon()), quantile=mp.quantile)
-    if not check:
-        out = result.compute()
-        return SeasonComposite(out[:-1], out[-1].astype(np.uint8), scenes)
-    blue = stack[:, BLUE]
-    out, with_offset, without_offset = dask.compute(
-        result, nonpositive_counts(blue, scl, offsets[:, BLUE]), nonpositive_counts(blue, scl, 0 * offsets[:, BLUE]))
-    keep, excluded, changed = _judge(scenes, with_offset, without_offset, mp)
-    if changed:
-        again = composite(keep, tile, mp, check=False)
-        return dataclasses.replace(again, excluded=excluded)
-    return SeasonComposite(out[:-1], out[-1].astype(np.uint8), scenes)
-
-
-def _unreadable(scenes: list[Scene], tile: TileGrid, mp: MosaicParams) -> dict[str, str]:
-    """Load each scene alone to find the ones that cannot be read."""
-    bad = {}
-    for scene in scenes:
-        try:
-            stack, scl, _ = load_stack([scene], tile, mp.chunk, mp.resampling_20m, mp.masked_classes())
-            dask.compute(stack.sum(), scl.sum())
-        except READ_ERRORS as exc:
-            bad[scene.id] = one_line(exc)
-    return bad
-
-
-def composite_with_retries(scenes: list[Scene], tile: TileGrid, season: str, mp: MosaicParams) -> SeasonComposite:
-    last: Exception | None = None
-    for attempt in range(mp.retries + 1):
-        try:
-            return composite(scenes, tile, mp)
-        except READ_ERRORS as exc:
-            last = exc
-            if attempt < mp.retries:
-                time.sleep(mp.retry_delay_s)
-    bad = _unreadable(scenes, tile, mp)
-    tries = f"after {mp.retries + 1} tries"
-    if not bad:
-        raise TileFailed(f"{tile.key} {season}: reading failed {tries}: {last}")
-    named = "; ".join(f"{k} ({v})" for k, v in bad.items())
-    if not mp.skip_unreadable_scenes:
-        raise TileFailed(f"{tile.key} {season}: unreadable scene(s) {tries}: {named}")
-    result = composite_with_retries([s for s in scenes if s.id not in bad], tile, season, mp)
-    result.excluded.extend({"id": k, "reason": f"unreadable {tries}: {v}"} for k, v in bad.items())
-    return result
 
 
 def _pixel_params(mp: MosaicParams) -> dict:
@@ -167,6 +58,8 @@ class TileMosaicker:
     def __init__(self, p: Params, source: Source, out: Path, year: int,
                  progress: Progress | None = None) -> None:
         self.mp, self.source, self.year, self.progress = p.mosaic, source, year, progress
+        s3 = source.preset.s3_endpoint if isinstance(source, StacApiSource) else None
+        self.compositor = Compositor(p.mosaic, gdal_options(p.mosaic, s3))
         self.tiles_root = Path(out) / "tiles"
         self.request = {"source": source.description, "year": year, "params": _pixel_params(p.mosaic)}
         self.request_hash = params_hash(self.request)
@@ -207,7 +100,7 @@ class TileMosaicker:
                 windows[season] = season_window(self.year, self.mp.seasons[season])
                 scenes, rejected = self.scenes_for(tile, windows[season])
                 self._step(tile, k, f"{season}: {len(scenes)} scenes")
-                seasons[season] = composite_with_retries(scenes, tile, season, self.mp)
+                seasons[season] = self.compositor.season(scenes, tile, season)
                 seasons[season].excluded[:0] = rejected
             self._step(tile, len(SEASONS), "writing")
             record = {"tile": tile.key, "status": "writing", "grid": tile.describe(),
@@ -259,40 +152,6 @@ def merge_cities(path: Path, cities: list[City]) -> None:
     write_cities(path, known.values())
 
 
-class dask_scheduler:  # noqa: N801 - used as a context manager
-    """Local threads by default, a Dask cluster when `mosaic.dask_address` is set. Remote reads
-    get GDAL's cloud defaults and HTTP retries, on the cluster's workers too."""
-
-    def __init__(self, mp: MosaicParams, source: Source | None = None) -> None:
-        self.mp, self.client, self.config = mp, None, None
-        self.remote = isinstance(source, StacApiSource)
-        self.s3_endpoint = source.preset.s3_endpoint if self.remote else None
-
-    def __enter__(self):
-        import odc.stac
-
-        if self.mp.dask_address:
-            from distributed import Client
-
-            self.client = Client(self.mp.dask_address)
-        if self.remote or self.client is not None:
-            # an S3 store of its own (the Copernicus Data Space's eodata): path-style requests to its endpoint;
-            # GDAL reads the keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in each process's environment
-            s3 = {"AWS_S3_ENDPOINT": self.s3_endpoint, "AWS_VIRTUAL_HOSTING": "FALSE"} if self.s3_endpoint else {}
-            odc.stac.configure_rio(cloud_defaults=True, client=self.client, GDAL_HTTP_MAX_RETRY=str(self.mp.retries),
-                                   GDAL_HTTP_RETRY_DELAY=str(self.mp.retry_delay_s), **s3)
-        if self.client is None:
-            self.config = dask.config.set(scheduler="threads", num_workers=self.mp.workers)
-            self.config.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.config is not None:
-            self.config.__exit__(*exc)
-
-
 def run_mosaic(p: Params, out: Path, year: int | None = None, *, cities_file: Path | None = None,
                only: list[str] | None = None, aoi: Path | None = None, city_id: str | None = None,
                climate_zone: str | None = None, name: str | None = None, country: str | None = None,
@@ -318,12 +177,12 @@ def mosaic_tiles(p: Params, out: Path, tiles: list[TileGrid], cities: list[City]
     merge_cities(out / "cities.csv", cities)
     worker = TileMosaicker(p, source, out, year, progress)
     result = MosaicResult(out, source=source.description, year=year)
-    with dask_scheduler(p.mosaic, source):
-        outcomes = (map_fn or thread_map(1, catch_errors=True))(worker, tiles)
-        for tile, outcome in zip(tiles, outcomes, strict=True):
-            if written := result.record(tile.key, outcome):
-                result.megapixels += written.figures["megapixels"]
-                if written.warnings:
-                    result.warnings[tile.key] = list(written.warnings)
+    if map_fn is None:
+        map_fn = dask_map(p.mosaic.dask_address) if p.mosaic.dask_address else thread_map(1, catch_errors=True)
+    for tile, outcome in zip(tiles, map_fn(worker, tiles), strict=True):
+        if written := result.record(tile.key, outcome):
+            result.megapixels += written.figures["megapixels"]
+            if written.warnings:
+                result.warnings[tile.key] = list(written.warnings)
     result.seconds = time.perf_counter() - start
     return result
