@@ -165,7 +165,7 @@ def inference(p, device: str) -> dict:
             shutil.rmtree(out_dir, ignore_errors=True)
             t0 = time.perf_counter()
             outcome = worker(tile)
-            runs.append((time.perf_counter() - t0, outcome.km2))
+            runs.append((time.perf_counter() - t0, outcome.figures["km2"]))
     shutil.rmtree(out_dir, ignore_errors=True)
     seconds = c.median([r[0] for r in runs])
     return {"inference_km2_per_s": round(runs[0][1] / seconds, 2), "inference_s_per_2048_tile": round(seconds, 2),

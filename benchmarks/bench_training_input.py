@@ -5,12 +5,21 @@ crop) and 64 px, page cache warm and cold.
 - store: `TrainCrops` on `StoreSource` through a DataLoader in the process (rare-class centring,
   season dropout, the D4 draw, collation into batches); one core, torch on one thread.
 - geotiff: the same `TrainCrops` on `GeoTiffSource` (five deflate GeoTIFFs per tile, handles kept
-  open, GDAL_CACHEMAX 16 MB: a few random crops per tile never hit GDAL's cache at full scale).
+  open) with GDAL's block cache as a user has it: GDAL's default (5 % of RAM) unless the environment
+  sets GDAL_CACHEMAX; the size in effect is reported. Until 2026-12-06 it ran with 16 MB, which
+  never reuses a decoded block; the four 1024 px tiles decode to about 330 MB, so the default cache holds
+  all of them after a warm epoch, which a dataset larger than the cache would not.
 - memmap: random windows copied out of one raw (H, W, 41) uint16 `.npy` per tile (40 bands and the
   label, the store's byte order without chunks) into batch buffers like the loader's (16 crops a
   batch, 8 batches in turn): no decoding, no sampling logic, no loader. The same copy into one
   crop-sized buffer, which stays in the CPU cache and so flatters it by about 1.3x, is reported
-  as `memmap_hot_buffer_*` for reference.
+  as `memmap_hot_buffer_*` for reference. Cold, the memmap copy first gets the store's prefetch
+  advice, MADV_WILLNEED on every byte range the crop reads (one per crop row here, a few merged
+  chunks in the store), so the kernel starts those reads at once as it does for the store (since
+  2026-12-06; before, only the store was advised). The store's residency check (`mincore`) before
+  each advice is left out: cold it always says "advise", and run from Python on 256 ranges a crop
+  instead of the store's few it cost the copy 2.5x its rate. The copy without advice is reported as
+  `memmap_unadvised_cold_*`; warm, no advice is given (it would only add checks to the limit).
 - warm: the files' pages in the OS cache (a node whose RAM or local NVMe holds the shard). cold:
   `posix_fadvise(DONTNEED)` on every file of the arm before each run (a first epoch from network
   storage); the page-cache residency measured after dropping is reported, so cold is checked.
@@ -23,6 +32,7 @@ the GeoTIFFs and its build time (`landcover pack`'s stage function).
 from __future__ import annotations
 
 import ctypes
+import gc
 import mmap
 import os
 import sys
@@ -30,10 +40,25 @@ from pathlib import Path
 
 import _common as c
 
-os.environ["GDAL_CACHEMAX"] = "16MB"  # before rasterio initialises GDAL
 TARGET_PER_CORE = 250.0
 TARGET_OF_MEMMAP = 1 / 1.5
 ARMS = ("store", "geotiff", "memmap")
+
+
+def gdal_cache_mb(what: str = "Max") -> float | None:
+    """GDAL's block cache in this process, MB: its limit ("Max") or what it holds ("Used")
+    (GDALGetCache{Max,Used}64 of the libgdal that rasterio loaded; None where it cannot be found)."""
+    import rasterio
+
+    try:
+        libs = sorted({line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                       if "libgdal" in line.rsplit("/", 1)[-1]})
+        fn = getattr(ctypes.CDLL(libs[0]), f"GDALGetCache{what}64")
+        fn.restype = ctypes.c_int64
+        with rasterio.Env():
+            return round(fn() / 2**20, 1)
+    except (OSError, IndexError, AttributeError):
+        return None
 
 
 def drop_cache(files: list[Path]) -> None:
@@ -112,10 +137,13 @@ def main() -> dict:
         return TrainCrops(infos, source, crop, max(1, n // len(infos)), t.rare_class_crop_share, t.season_dropout,
                           ring=BatchRing(RING_SLOTS))  # as the training loaders build it
 
+    gdal_left: list[float] = []  # GDAL's cache at the start of each cold run: 0 when cold is cold
+
     def crops_arm(arm: str, crop: int, n: int, state: str, workers: int = 0):
-        """Warm: one dataset and loader for every run, as in an epoch (mappings, shard indices and
-        batch buffers reused). Cold: a fresh one per run, after the pages are dropped (pages a live
-        mapping holds cannot be dropped)."""
+        """Warm: one dataset and loader for every run, as in an epoch (mappings, shard indices, GDAL
+        handles and their cached blocks, batch buffers reused). Cold: a fresh one per run, after the
+        pages are dropped, released when the run ends (pages a live mapping holds cannot be dropped,
+        and GDAL keeps decoded blocks while a handle is open)."""
         held: dict = {}
 
         def loader(epoch: int) -> DataLoader:
@@ -129,21 +157,26 @@ def main() -> dict:
 
         def run() -> None:
             if state == "cold":
-                held.clear()
                 drop_cache(files[arm])
+                gdal_left.append(gdal_cache_mb("Used") or 0.0)
             held["epoch"] = held.get("epoch", 0) + 1
             dl = loader(held["epoch"])
             got = sum(len(b.pixels) for b in dl)
             assert got == len(dl.dataset), (got, len(dl.dataset))
+            if state == "cold":
+                held.pop("loader")
+                gc.collect()  # closes the run's GDAL handles and unmaps its shards now
         return run, lambda: len(dataset(arm, crop, n))
 
-    def memmap_arm(crop: int, n: int, state: str, hot: bool = False):
+    def memmap_arm(crop: int, n: int, state: str, hot: bool = False, advise: bool | None = None):
         if hot:  # one crop buffer, cache-resident
             slots = [np.empty((1, crop, crop, 41), np.uint16)]
         else:  # batch buffers used in turn, as the loader's BatchRing (and faulted in once, as its are)
             slots = [np.ones((t.batch_size, crop, crop, 41), np.uint16) for _ in range(RING_SLOTS)]
         per = len(slots[0])
         held: list = []
+        advise = state == "cold" if advise is None else advise
+        page = mmap.PAGESIZE
 
         def run() -> None:
             if state == "cold":
@@ -155,7 +188,14 @@ def main() -> dict:
             for i in range(n):
                 a = held[i % len(held)]
                 r0, c0 = rng.integers(0, a.shape[0] - crop + 1, 2)
+                if advise:  # the store's advice on the crop's bytes (one range per crop row), on the memmap's mapping
+                    row, px = a.strides[0], a.strides[1]
+                    first = a.offset % mmap.ALLOCATIONGRANULARITY + int(r0) * row + int(c0) * px
+                    for start in range(first, first + crop * row, row):
+                        a._mmap.madvise(mmap.MADV_WILLNEED, start // page * page, start % page + crop * px)
                 slots[(i // per) % len(slots)][i % per] = a[r0:r0 + crop, c0:c0 + crop]
+            if state == "cold":
+                held.clear()  # unmapped, or the next cold arm on these files could not drop their pages
         return run, lambda: n
 
     quick = c.quick()
@@ -182,6 +222,9 @@ def main() -> dict:
             arms["store_1_worker"], sizes["store_1_worker"] = run, size()
             run, size = memmap_arm(crop, n_of["memmap"], state, hot=True)
             arms["memmap_hot_buffer"], sizes["memmap_hot_buffer"] = run, size()
+        else:  # the copy without the store's prefetch advice, as measured until 2026-12-06
+            run, size = memmap_arm(crop, n_of["memmap"], state, advise=False)
+            arms["memmap_unadvised"], sizes["memmap_unadvised"] = run, size()
         c.log(f"figure 3: {crop} px, {state}: {sizes}")
         if state == "warm":
             for run in arms.values():
@@ -217,6 +260,9 @@ def main() -> dict:
         "store_build_s_per_tile": c.rnd(packed.seconds / (len(tiles) + 1), 2),
         "store_chunk": p.pack.chunk, "store_compression": p.pack.compression,
         "page_cache_resident_after_drop": residency,
+        "gdal_cache_mb": gdal_cache_mb(), "gdal_cachemax_env": os.environ.get("GDAL_CACHEMAX"),
+        "gdal_cache_used_mb_at_cold_start_max": max(gdal_left, default=None),
+        "memmap_cold_advice": "MADV_WILLNEED on each crop row's bytes before the copy (the store's advice)",
         "tiles": len(tiles), "tile_px": 1024, "batch_size": t.batch_size, "torch_threads": torch.get_num_threads(),
         **result,
     })

@@ -41,11 +41,12 @@ def _fmt(value) -> str:
 def _raw(line: dict) -> str:
     keys = {
         "synth_and_dvc": ("synth_mpx_per_s", "dvc_repro_noop_s", "dvc_stages_to_run"),
-        "synth_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "size_big"),
+        "synth_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "growth_ratio", "size_big"),
         "validation": ("validate_s_per_tile", "read_decode_s_per_tile"),
-        "training_input": ("dataloader_1_worker_crops_per_s", "bare_reads_crops_per_s", "crops_per_s_per_worker"),
+        "training_input": ("store_warm_256px_crops_per_s_per_core", "memmap_warm_256px_crops_per_s_per_core",
+                           "geotiff_warm_256px_crops_per_s_per_core", "store_to_memmap_cold_256px"),
         "inference_overhead": ("batch_inference_s", "bare_forward_s", "torch_threads"),
-        "inference_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "size_big"),
+        "inference_memory": ("peak_rss_mb_big", "peak_rss_mb_small", "growth_ratio", "size_big"),
         "mosaic": ("mosaic_out_mpx_per_s_per_core", "decode_in_mpx_per_s_per_core", "mosaic_out_mpx_per_s_2_threads"),
         "gpu": ("train_samples_per_s", "train_gpu_util_pct", "inference_km2_per_s", "reason"),
     }.get(line.get("figure"), ())
