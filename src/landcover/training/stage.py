@@ -220,7 +220,8 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
         enable_progress_bar=sys.stderr.isatty(),  # logs and Prefect get one line per epoch instead
         **trainer_settings(p),
     )
-    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last_ckpt) if resume else None)
+    # weights-only: the resume state is plain tensors and containers, and a checkpoint is never code
+    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last_ckpt) if resume else None, weights_only=True)
     if not trainer.is_global_zero:  # rank zero calibrates, saves and logs the one model
         return TrainResult("", "", out_dir, {}, None, None, rank=trainer.global_rank)
 
