@@ -65,14 +65,16 @@ def sort_along_time(values: np.ndarray) -> np.ndarray:
 
 def quantile_of_clear(values: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
     """(quantile over axis 0 of the finite values, their count), numpy's default ('linear')
-    interpolation; `values` (+inf = unclear) is sorted in place."""
+    interpolation; `values` (T, ...) (+inf = unclear) is sorted in place."""
     ordered = sort_along_time(values)
     count = (ordered < UNCLEAR).sum(axis=0)
-    position = quantile * np.maximum(count - 1, 0)
+    last = np.maximum(count - 1, 0)
+    position = quantile * last
     low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, np.maximum(count - 1, 0))
-    at_low = np.take_along_axis(ordered, low[None], axis=0)[0]
-    at_high = np.take_along_axis(ordered, high[None], axis=0)[0]
+    high = np.minimum(low + 1, last)
+    flat, n = ordered.reshape(-1), count.size
+    offset = np.arange(n).reshape(count.shape)  # the order statistic of element e is flat[t * n + e]
+    at_low, at_high = flat[low * n + offset], flat[high * n + offset]
     with np.errstate(invalid="ignore"):  # inf - inf where no day is clear: masked by count below
         return at_low + (at_high - at_low) * (position - low).astype(np.float32), count
 

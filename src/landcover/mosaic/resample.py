@@ -88,23 +88,44 @@ def upsample_clear(bands: np.ndarray, clear: np.ndarray, u0: float, v0: float, s
     if not bilinear:
         values = nearest(bands, u0, v0, shape, factor)
         return np.where(fine_clear[:, None], values, 0).astype(bands.dtype), fine_clear
-    v, u = _positions(u0, v0, shape, factor)
-    r0, c0 = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
-    fy, fx = (v - r0).astype(np.float32), (u - c0).astype(np.float32)
     weight = clear.astype(np.float32)  # (T, H, W): a masked neighbour weighs nothing
-    value = bands.astype(np.float32)
-    value *= weight[:, None]
+    value = np.empty((bands.shape[0], bands.shape[1] + 1, *bands.shape[2:]), np.float32)
+    np.multiply(bands, weight[:, None], out=value[:, :-1])
+    value[:, -1] = weight  # the weights go through the same interpolation: the renormalisation
+    rows = _half_steps(value, v0, shape[0], axis=2, factor=factor)
+    out = _half_steps(rows, u0, shape[1], axis=3, factor=factor)
+    total, norm = out[:, :-1], out[:, -1:]
+    np.maximum(norm, 1e-12, out=norm)
+    total /= norm
+    total += 0.5
+    np.floor(total, out=total)
+    total *= fine_clear[:, None]  # unclear: 0
+    return total.astype(bands.dtype), fine_clear
 
-    def between_rows(a: np.ndarray) -> np.ndarray:
-        return a[..., r0, :] * (1 - fy)[:, None] + a[..., r0 + 1, :] * fy[:, None]
 
-    def between_columns(a: np.ndarray) -> np.ndarray:
-        return a[..., c0] * (1 - fx) + a[..., c0 + 1] * fx
-
-    total = between_columns(between_rows(value))
-    norm = between_columns(between_rows(weight))
-    out = np.floor(total / np.maximum(norm, 1e-12)[:, None] + 0.5)
-    return np.where(fine_clear[:, None], out, 0).astype(bands.dtype), fine_clear
+def _half_steps(a: np.ndarray, origin: float, n: int, axis: int, factor: int = 2) -> np.ndarray:
+    """`a` sampled at coordinates origin + j / factor (j = 0 .. n - 1) along `axis`, linearly. Fine
+    samples of one phase (j mod factor) share the fraction and step one coarse pixel at a time, so
+    each phase is two slices and a weighted sum, with no gather."""
+    shape = list(a.shape)
+    shape[axis] = n
+    out = np.empty(shape, np.float32)
+    for phase in range(factor):
+        count = len(range(phase, n, factor))
+        if count == 0:
+            continue
+        position = origin + phase / factor
+        first = math.floor(position)
+        frac = np.float32(position - first)
+        low = [slice(None)] * a.ndim
+        high = [slice(None)] * a.ndim
+        dst = [slice(None)] * a.ndim
+        low[axis], high[axis], dst[axis] = (slice(first, first + count), slice(first + 1, first + 1 + count),
+                                            slice(phase, n, factor))
+        target = out[tuple(dst)]
+        np.multiply(a[tuple(low)], 1 - frac, out=target)
+        target += a[tuple(high)] * frac
+    return out
 
 
 def fine_block(coarse: np.ndarray, u0: float, v0: float, shape: tuple[int, int], bilinear: bool,
