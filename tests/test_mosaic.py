@@ -116,33 +116,49 @@ def test_20m_bands_land_on_the_right_pixels(tmp_path, dx, dy) -> None:
     assert np.array_equal(pixels[BANDS.index("B04")], scene.dn("B04")[jj[:, 0]][:, ii[0]] - 1000)
 
 
-def test_bilinear_never_reaches_across_a_masked_20m_pixel() -> None:
-    """By hand: the first 10 m pixel of a tile on the 20 m grid lies in 20 m pixel (1, 1) of a grid with
-    one pixel of margin, 1/4 of the way from (0, 0): weights 1/16, 3/16, 3/16, 9/16. With (0, 1) masked,
-    the rest renormalise: (2000 + 3 * 1000 + 9 * 1000) / 13 = 1076.9."""
-    from landcover.mosaic.resample import fine_block, upsample_clear
+def _one_pixel(bands20: np.ndarray, clear20: np.ndarray, bilinear: bool) -> np.ndarray:
+    """The compiled composite of one 10 m pixel of one scene, whose 10 m bands are 1000, over a 4 x 4
+    20 m neighbourhood: the first 10 m pixel of a tile on the 20 m grid (one 20 m pixel of margin)."""
+    from landcover.mosaic.kernel import composite_strip
 
-    bands = np.full((1, 1, 4, 4), 1000, np.uint16)
-    bands[0, 0, 0, 0], bands[0, 0, 0, 1] = 2000, 8000
-    clear = np.ones((1, 4, 4), bool)
-    clear[0, 0, 1] = False
-    out, fine_clear = upsample_clear(bands, clear, 0.75, 0.75, (4, 4), bilinear=True)
-    assert out[0, 0, 0, 0] == 1077 and fine_clear[0, 0, 0]
-    assert out[0, 0].max() < 2000  # the masked 8000 reaches no clear pixel
-    unmasked, _ = upsample_clear(bands, np.ones_like(clear), 0.75, 0.75, (4, 4), bilinear=True)
-    assert unmasked[0, 0, 0, 0] == (2000 + 3 * 8000 + 3 * 1000 + 9 * 1000) // 16  # 2375: what leaked before
-    # a pixel whose own 20 m pixel is masked is nodata; nearest repeats the clear 20 m pixels
-    clear[0, 1, 1] = False
-    out, fine_clear = upsample_clear(bands, clear, 0.75, 0.75, (4, 4), bilinear=False)
-    assert not fine_clear[0, :2, :2].any() and (out[0, 0, :2, :2] == 0).all()
-    assert np.array_equal(out[0, 0, 2:, 2:], np.full((2, 2), 1000))
-    # the SCL decides at 20 m; a buffer of one 20 m pixel also drops the 4-neighbours of a cloud
-    coarse = np.concatenate([np.full((1, 6, 5, 5), 1000, np.uint16), np.full((1, 1, 5, 5), 4, np.uint16)], 1)
-    coarse[0, -1, 2, 2] = 9
-    flags = fine_block(coarse, 0.75, 0.75, (6, 6), True, MASKED, buffer_px=1)[0, -1].astype(bool)
-    own = np.floor(0.75 + np.arange(6) / 2 + 0.5).astype(int)  # the 20 m pixel of each fine row / column
-    dist2 = (own[:, None] - 2) ** 2 + (own[None, :] - 2) ** 2
-    assert np.array_equal(flags, dist2 > 1)
+    ten = np.full((1, 4, 1, 1), 1000, np.uint16)
+    twenty = np.concatenate([bands20[None].astype(np.uint16), np.full((1, 1, 4, 4), 4, np.uint16)], axis=1)
+    out, land = np.zeros((11, 1, 1), np.uint16), np.zeros((1, 2), np.int64)
+    composite_strip(ten, twenty, clear20[None], np.zeros((1, 10), np.float32), np.zeros(1, np.int64), 0.75, 0.75,
+                    bilinear, 0.5, out, land)
+    return out[:, 0, 0]
+
+
+def test_bilinear_never_reaches_across_a_masked_20m_pixel() -> None:
+    """By hand: the pixel lies in 20 m pixel (1, 1), 1/4 of the way from (0, 0): weights 1/16, 3/16,
+    3/16, 9/16. With (0, 1) masked, the rest renormalise: (2000 + 3 * 1000 + 9 * 1000) / 13 = 1076.9."""
+    b05 = BANDS.index("B05")
+    bands = np.full((6, 4, 4), 1000)
+    bands[0, 0, 0], bands[0, 0, 1] = 2000, 8000
+    clear = np.ones((4, 4), bool)
+    clear[0, 1] = False
+    out = _one_pixel(bands, clear, bilinear=True)
+    assert out[b05] == 1077 and out[BANDS.index("B02")] == 1000 and out[-1] == 1
+    assert out[BANDS.index("B06")] == 1000  # uniform clear ground keeps its value exactly
+    leaked = _one_pixel(bands, np.ones_like(clear), bilinear=True)
+    assert leaked[b05] == (2000 + 3 * 8000 + 3 * 1000 + 9 * 1000) // 16  # 2375: what leaked before
+    assert _one_pixel(bands, clear, bilinear=False)[b05] == 1000  # nearest: the pixel's own 20 m pixel
+    clear[1, 1] = False  # its own 20 m pixel masked: no observation
+    assert not _one_pixel(bands, clear, bilinear=True).any()
+
+
+def test_the_buffer_grows_clouds_and_shadows_by_a_disk() -> None:
+    from landcover.mosaic.resample import clear_20m
+
+    scl = np.full((1, 7, 7), 4, np.uint8)
+    scl[0, 3, 3], scl[0, 0, 6] = 9, 6  # a cloud, and water (kept, never grown)
+    bands = np.ones((1, 6, 7, 7), np.uint16)
+    yy, xx = np.mgrid[0:7, 0:7]
+    for radius in (0, 1, 2):
+        got = clear_20m(bands, scl, MASKED, radius)[0]
+        assert np.array_equal(got, (yy - 3) ** 2 + (xx - 3) ** 2 > radius * radius), radius
+    bands[0, 2, 0, 0] = 0  # a 20 m band at nodata: that pixel is not clear either
+    assert not clear_20m(bands, scl, MASKED, 0)[0, 0, 0]
 
 
 def test_a_mis_tagged_scene_is_caught(scenes, tmp_path) -> None:
@@ -361,32 +377,32 @@ def test_mosaic_on_a_dask_cluster_equals_the_local_run(catalog, tmp_path) -> Non
 
 @pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 1.0])
 def test_the_quantile_is_numpys_linear_quantile_of_the_clear_days(q) -> None:
-    from landcover.mosaic.composite import UNCLEAR, quantile_of_clear
+    """Seven scenes with random clear days (nearest: each 10 m pixel's 20 m values are its own 20 m
+    pixel's): per pixel and band, numpy's nanquantile of the clear values, rounded half to even."""
+    from landcover.mosaic.kernel import composite_strip
 
     rng = np.random.default_rng(1)
-    values = rng.integers(1, 9000, (7, 3, 40, 40)).astype(np.float32)
-    values[rng.random(values.shape) < 0.4] = np.nan
-    values[:, :, 0, 0] = np.nan  # never clear
-    got, count = quantile_of_clear(np.where(np.isnan(values), UNCLEAR, values), q)
+    t, rows = 7, 8
+    ten = rng.integers(1, 9000, (t, 4, rows, rows)).astype(np.uint16)
+    twenty = rng.integers(1, 9000, (t, 7, rows // 2 + 2, rows // 2 + 2)).astype(np.uint16)
+    twenty[:, 6] = 4
+    clear = rng.random((t, rows // 2 + 2, rows // 2 + 2)) > 0.4
+    clear[:, 1, 1] = False  # the top-left 2 x 2 pixels: never clear
+    offsets = rng.choice([0.0, -1000.0], (t, 10)).astype(np.float32)
+    out, land = np.zeros((11, rows, rows), np.uint16), np.zeros((t, 2), np.int64)
+    composite_strip(ten, twenty, clear, offsets, np.arange(t), 0.75, 0.75, False, q, out, land)
+    own = 1 + np.arange(rows) // 2  # the 20 m pixel of each 10 m row and column
+    values = np.empty((t, 10, rows, rows))
+    values[:, [0, 1, 2, 6]] = ten
+    values[:, [3, 4, 5, 7, 8, 9]] = twenty[:, :6][:, :, own][:, :, :, own]
+    values += offsets[:, :, None, None]
+    values[~np.broadcast_to(clear[:, own][:, :, own][:, None], values.shape)] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        want = np.nanquantile(values.astype(np.float64), q, axis=0)
-    assert np.array_equal(count == 0, np.isnan(want)) and count[0, 0, 0] == 0
-    assert np.nanmax(np.abs(np.where(count > 0, got, np.nan) - want)) < 1e-3
-
-
-def test_the_sorting_network_sorts_every_season_length() -> None:
-    """Batcher's network, cut to T inputs, against numpy's sort: every length a season can have
-    (1 to 64 days; powers of two and the lengths just past them are where a cut network breaks)."""
-    from landcover.mosaic.composite import UNCLEAR, sort_along_time
-
-    rng = np.random.default_rng(2)
-    for t in range(1, 65):
-        values = rng.integers(-1000, 9000, (t, 3, 9, 7)).astype(np.float32)
-        values[rng.random(values.shape) < 0.3] = UNCLEAR
-        values[:, 0, 0, :] = 5.0  # ties
-        want = np.sort(values, axis=0)
-        assert np.array_equal(sort_along_time(values), want), t
+        want = np.nanquantile(values, q, axis=0)
+    want = np.where(np.isnan(want), 0, np.clip(np.round(want), 1, 65535))
+    assert np.array_equal(out[:10], want) and (out[:10, :2, :2] == 0).all()
+    assert np.array_equal(out[10], (~np.isnan(values[:, 0])).sum(0))
 
 
 def test_an_interrupted_tile_is_redone_and_cli_errors_name_the_problem(catalog, tmp_path, capsys) -> None:

@@ -364,7 +364,7 @@ class MosaicParams(_Section):
     plausibility: PlausibilityParams = PlausibilityParams()
     # every scene's observations of a strip of rows fit this (an exact quantile holds them all at once)
     memory_mb: int = Field(512, ge=32)
-    read_threads: int = Field(16, ge=1)  # files read at once (HTTP: range requests in flight)
+    read_threads: int = Field(32, ge=1)  # files read at once (HTTP: range requests in flight)
     retries: int = Field(2, ge=0)  # reruns of a tile's season after a read failure
     retry_delay_s: float = Field(5.0, ge=0)
     skip_unreadable_scenes: bool = False  # false: a scene unreadable after the retries fails its tile

@@ -139,18 +139,28 @@ class AssetReader:
 
 
 class SceneReader:
-    """The ten bands and the SCL of one scene, on the tile's grids."""
+    """The ten bands and the SCL of one scene, on the tile's grids; its files opened concurrently
+    through `pool` (over HTTP each open is a request: in a row, their latencies would add up)."""
 
-    def __init__(self, scene: Scene, grids: TileGrids, retries: int, retry_delay_s: float) -> None:
+    def __init__(self, scene: Scene, grids: TileGrids, retries: int, retry_delay_s: float, pool) -> None:
         self.scene, self.grids = scene, grids
         self.assets: dict[str, AssetReader] = {}
-        try:
-            for band in (*BANDS_10M, *BANDS_20M, "SCL"):
-                grid = grids.fine if band in BANDS_10M else grids.coarse
-                self.assets[band] = AssetReader(scene.item.assets[band].href, grid, retries, retry_delay_s)
-        except READ_ERRORS as exc:
+
+        def open_one(band: str) -> AssetReader:
+            grid = grids.fine if band in BANDS_10M else grids.coarse
+            return AssetReader(scene.item.assets[band].href, grid, retries, retry_delay_s)
+
+        bands = (*BANDS_10M, *BANDS_20M, "SCL")
+        opened = [pool.submit(open_one, band) for band in bands]
+        failure = None
+        for band, future in zip(bands, opened, strict=True):
+            try:
+                self.assets[band] = future.result()
+            except READ_ERRORS as exc:
+                failure = failure or exc
+        if failure is not None:
             self.close()
-            raise UnreadableScene(scene.id, _one_line(exc)) from exc
+            raise UnreadableScene(scene.id, _one_line(failure)) from failure
 
     def read(self, band: str, r0: int, r1: int, out: np.ndarray) -> None:
         try:
@@ -196,12 +206,13 @@ def read_strip(readers: list[SceneReader], grids: TileGrids, r0: int, r1: int, p
 
 
 @contextlib.contextmanager
-def open_scenes(scenes: list[Scene], grids: TileGrids, retries: int, retry_delay_s: float
+def open_scenes(scenes: list[Scene], grids: TileGrids, retries: int, retry_delay_s: float, pool
                 ) -> Iterator[list[SceneReader]]:
+    """Every scene's files open (all at once, through `pool`), closed on the way out."""
     readers: list[SceneReader] = []
     try:
         for scene in scenes:
-            readers.append(SceneReader(scene, grids, retries, retry_delay_s))
+            readers.append(SceneReader(scene, grids, retries, retry_delay_s, pool))
         yield readers
     finally:
         for reader in readers:

@@ -1,4 +1,5 @@
-"""The 20 m half of a scene onto the 10 m grid, with its mask decided where it was made.
+"""The 20 m half of a scene and the 10 m grid: the 20 m grid under a tile, and the mask decided where
+it was made (the upsampling itself runs in the compiled composite, `kernel.py`).
 
 Sen2Cor classifies each 20 m pixel (SCL), so what is clear is decided at 20 m: a 20 m pixel is clear
 when its SCL class is not masked, every 20 m band holds data, and (with `mosaic.mask_buffer_m`) no
@@ -60,82 +61,3 @@ def clear_20m(bands: np.ndarray, scl: np.ndarray, masked: tuple[int, ...], buffe
         structure = _disk(buffer_px)[None]  # never across time
         unclear |= binary_dilation(grow, structure=structure)
     return ~unclear & (bands != 0).all(axis=1)
-
-
-def _positions(u0: float, v0: float, shape: tuple[int, int], factor: int) -> tuple[np.ndarray, np.ndarray]:
-    h, w = shape
-    return v0 + np.arange(h) / factor, u0 + np.arange(w) / factor
-
-
-def nearest(coarse: np.ndarray, u0: float, v0: float, shape: tuple[int, int], factor: int = 2) -> np.ndarray:
-    """(..., h, w) from (..., H, W): the coarse pixel each fine pixel centre lies in."""
-    v, u = _positions(u0, v0, shape, factor)
-    rows, cols = np.floor(v + 0.5).astype(np.int64), np.floor(u + 0.5).astype(np.int64)
-    return coarse[..., rows[:, None], cols[None, :]]
-
-
-def upsample_clear(bands: np.ndarray, clear: np.ndarray, u0: float, v0: float, shape: tuple[int, int],
-                   bilinear: bool, factor: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """((T, B, h, w) band values, (T, h, w) clear) on the fine grid from (T, B, H, W) bands and their
-    (T, H, W) 20 m clear mask; `u0`, `v0`: coarse pixel coordinates of the first fine pixel centre.
-    Unclear fine pixels are 0 in every band.
-
-    Bilinear is done separably (between rows, then between columns) on the masked values and on the
-    mask itself, and their ratio is the renormalised value. The weights are quarters and the values
-    integers below 2^16, so every product and sum is exact in float32: the same numbers as the
-    four-term sum over the clear neighbours."""
-    fine_clear = nearest(clear, u0, v0, shape, factor)
-    if not bilinear:
-        values = nearest(bands, u0, v0, shape, factor)
-        return np.where(fine_clear[:, None], values, 0).astype(bands.dtype), fine_clear
-    weight = clear.astype(np.float32)  # (T, H, W): a masked neighbour weighs nothing
-    value = np.empty((bands.shape[0], bands.shape[1] + 1, *bands.shape[2:]), np.float32)
-    np.multiply(bands, weight[:, None], out=value[:, :-1])
-    value[:, -1] = weight  # the weights go through the same interpolation: the renormalisation
-    rows = _half_steps(value, v0, shape[0], axis=2, factor=factor)
-    out = _half_steps(rows, u0, shape[1], axis=3, factor=factor)
-    total, norm = out[:, :-1], out[:, -1:]
-    np.maximum(norm, 1e-12, out=norm)
-    total /= norm
-    total += 0.5
-    np.floor(total, out=total)
-    total *= fine_clear[:, None]  # unclear: 0
-    return total.astype(bands.dtype), fine_clear
-
-
-def _half_steps(a: np.ndarray, origin: float, n: int, axis: int, factor: int = 2) -> np.ndarray:
-    """`a` sampled at coordinates origin + j / factor (j = 0 .. n - 1) along `axis`, linearly. Fine
-    samples of one phase (j mod factor) share the fraction and step one coarse pixel at a time, so
-    each phase is two slices and a weighted sum, with no gather."""
-    shape = list(a.shape)
-    shape[axis] = n
-    out = np.empty(shape, np.float32)
-    for phase in range(factor):
-        count = len(range(phase, n, factor))
-        if count == 0:
-            continue
-        position = origin + phase / factor
-        first = math.floor(position)
-        frac = np.float32(position - first)
-        low = [slice(None)] * a.ndim
-        high = [slice(None)] * a.ndim
-        dst = [slice(None)] * a.ndim
-        low[axis], high[axis], dst[axis] = (slice(first, first + count), slice(first + 1, first + 1 + count),
-                                            slice(phase, n, factor))
-        target = out[tuple(dst)]
-        np.multiply(a[tuple(low)], 1 - frac, out=target)
-        target += a[tuple(high)] * frac
-    return out
-
-
-def fine_block(coarse: np.ndarray, u0: float, v0: float, shape: tuple[int, int], bilinear: bool,
-               masked: tuple[int, ...], buffer_px: int, factor: int = 2) -> np.ndarray:
-    """One block of the 20 m half on the fine grid. coarse: (T, B + 1, H, W) uint16, the 20 m bands
-    then the SCL, reaching `buffer_px` beyond the bilinear neighbours on every side. Returns
-    (T, B + 2, h, w) uint16: the bands (0 where unclear), the SCL (nearest) and the clear flag."""
-    bands, scl = coarse[:, :-1], coarse[:, -1]
-    clear = clear_20m(bands, scl, masked, buffer_px)
-    values, fine_clear = upsample_clear(bands, clear, u0, v0, shape, bilinear, factor)
-    fine_scl = nearest(scl, u0, v0, shape, factor)
-    return np.concatenate([values, fine_scl[:, None].astype(np.uint16), fine_clear[:, None].astype(np.uint16)],
-                          axis=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,9 +26,8 @@ from landcover.config import MosaicParams
 from landcover.errors import LandcoverError
 from landcover.geo import TileGrid
 from landcover.maps.gdal_cache import gdal_cache_budget
-from landcover.mosaic.composite import composite_block, nonpositive_counts
+from landcover.mosaic.kernel import composite_strip
 from landcover.mosaic.read import (
-    BANDS_10M,
     BANDS_20M,
     SceneReader,
     Strip,
@@ -37,12 +37,8 @@ from landcover.mosaic.read import (
     read_strip,
     strip_rows,
 )
-from landcover.mosaic.resample import fine_block
+from landcover.mosaic.resample import clear_20m
 from landcover.mosaic.scenes import Scene, solar_day_index
-
-BLUE = BANDS.index("B02")
-SLOTS_10M = [BANDS.index(b) for b in BANDS_10M]
-SLOTS_20M = [BANDS.index(b) for b in BANDS_20M]
 
 
 class TileFailed(LandcoverError):
@@ -68,12 +64,12 @@ class SeasonComposite:
 def gdal_options(mp: MosaicParams, s3_endpoint: str | None = None) -> dict[str, str]:
     """GDAL settings for reading scenes, local or remote: no directory listings on open, HTTP retries,
     neighbouring byte ranges merged into one request, several ranges per request where the server
-    allows, a cache of the file headers; an S3 store of its own (the Copernicus Data Space's eodata)
+    allows, a file's header in its first request; an S3 store of its own (the Copernicus Data Space's eodata)
     gets path-style requests to its endpoint, with keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
     in each process's environment."""
     options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": str(mp.retries),
                "GDAL_HTTP_RETRY_DELAY": str(mp.retry_delay_s), "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-               "GDAL_HTTP_MULTIRANGE": "YES", "GDAL_INGESTED_BYTES_AT_OPEN": "65536", "VSI_CACHE": "TRUE",
+               "GDAL_HTTP_MULTIRANGE": "YES", "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
                "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.jp2,.JP2,.xml"}
     if s3_endpoint:
         options |= {"AWS_S3_ENDPOINT": s3_endpoint, "AWS_VIRTUAL_HOSTING": "FALSE"}
@@ -125,28 +121,30 @@ class Compositor:
             return SeasonComposite(np.zeros((len(BANDS), tile.height, tile.width), np.uint16),
                                    np.zeros((tile.height, tile.width), np.uint8), [])
         mp, grids = self.mp, TileGrids.of(tile, self.mp.mask_buffer_m)
-        offsets = np.array([s.offsets for s in scenes], dtype=np.float32)
+        offsets = np.ascontiguousarray([s.offsets for s in scenes], dtype=np.float32)
         day_of = solar_day_index(scenes, tile.centre_lon())
         pixels = np.zeros((len(BANDS), tile.height, tile.width), np.uint16)
         count = np.zeros((tile.height, tile.width), np.uint8)
         land = np.zeros((2, len(scenes), 2), np.int64)  # (with offset, without) x scene x (land, <= 0)
+        lock = threading.Lock()
         rows = strip_rows(tile.height, len(scenes), tile.width, mp.memory_mb * 2**20 // (self.workers + 1))
 
         def compose(strip: Strip) -> None:
-            half = fine_block(strip.twenty, grids.u0, strip.v, (strip.r1 - strip.r0, tile.width), self.bilinear,
-                              self.masked, grids.buffer_px)
-            dn = np.empty((len(scenes), len(BANDS), *half.shape[2:]), np.uint16)
-            dn[:, SLOTS_10M], dn[:, SLOTS_20M] = strip.ten, half[:, :len(BANDS_20M)]
-            scl, clear = half[:, len(BANDS_20M)], half[:, len(BANDS_20M) + 1].astype(bool)
-            out = composite_block(dn, clear, offsets, day_of, mp.quantile)
+            clear = clear_20m(strip.twenty[:, :len(BANDS_20M)], strip.twenty[:, len(BANDS_20M)], self.masked,
+                              grids.buffer_px)
+            out = np.empty((len(BANDS) + 1, strip.r1 - strip.r0, tile.width), np.uint16)
+            counted = np.zeros((len(scenes), 2), np.int64)
+            composite_strip(strip.ten, strip.twenty, clear, offsets, day_of, strip.v, grids.u0,
+                            self.bilinear, mp.quantile, out, counted)
             pixels[:, strip.r0:strip.r1], count[strip.r0:strip.r1] = out[:-1], out[-1]
-            if check:
-                land[0] += nonpositive_counts(strip.ten[:, 0], scl, offsets[:, BLUE])
-                land[1] += nonpositive_counts(strip.ten[:, 0], scl, 0 * offsets[:, BLUE])
+            with lock:
+                land[0] += counted
+                land[1, :, 0] += counted[:, 0]  # without any offset, no B02 DN (1 or more) is <= 0
 
-        with rasterio.Env(**self.env), open_scenes(scenes, grids, mp.retries, mp.retry_delay_s) as readers, \
-                gdal_cache_budget(2 * _block_row_bytes(readers)), \
+        with rasterio.Env(**self.env), \
                 ThreadPoolExecutor(mp.read_threads, "mosaic-read", initializer=self._thread_env) as io, \
+                open_scenes(scenes, grids, mp.retries, mp.retry_delay_s, io) as readers, \
+                gdal_cache_budget(2 * _block_row_bytes(readers)), \
                 ThreadPoolExecutor(self.workers, "mosaic-composite") as compute:
             pending: deque = deque()
             for r0 in range(0, tile.height, rows):

@@ -3,6 +3,10 @@
 them (uint8, one band per season, as ESA WorldCover ships its input-quality layer), and the
 manifest. Every file is written to a temporary name and renamed; the manifest goes last and marks
 the tile complete.
+
+Compression: ZSTD level 1 with the horizontal predictor, which GDAL reads since 2.3 (QGIS 3 and every
+current GDAL build have it): as small as deflate on these rasters and five times faster to write
+(deflate was a fifth of a mosaic's time; docs/performance.md, section 7).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ COUNT_FILE = "clear_count.tif"
 
 def _profile(tile: TileGrid, count: int, dtype: str) -> dict:
     profile = dict(driver="GTiff", width=tile.width, height=tile.height, count=count, dtype=dtype,
-                   crs=tile.crs, transform=tile.transform, nodata=0, compress="deflate", predictor=2,
+                   crs=tile.crs, transform=tile.transform, nodata=0, compress="zstd", zstd_level=1, predictor=2,
                    interleave="band")
     if min(tile.width, tile.height) >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
