@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,37 @@ def test_unsupported_20m_resampling_is_refused_when_params_load(value) -> None:
 
     with pytest.raises(LandcoverError, match="mosaic.resampling_20m"):
         load_params(REPO / "params.yaml", {"mosaic.resampling_20m": value})
+
+
+def test_a_scene_of_another_utm_zone_is_read_by_nearest(tmp_path) -> None:
+    """A scene stored in zone 31 over a tile of zone 32 (9 deg E): every clear 10 m pixel takes the
+    scene pixel its centre falls in (pyproj per pixel, not GDAL's warper), and no band mixes pixels.
+    GDAL's warper approximates the transform to an eighth of a pixel, so a few centres near a pixel
+    edge may land in the neighbour: at most 1 % of pixels, each then equal to a neighbour's value."""
+    from pyproj import Transformer
+
+    to31 = Transformer.from_crs(32632, 32631, always_xy=True)
+    w, s, e, n = TILE.bounds
+    xs, ys = to31.transform([w, e, w, e], [s, s, n, n])
+    west, north = math.floor(min(xs) / 20) * 20 - 200, math.ceil(max(ys) / 20) * 20 + 200
+    size = int((max(max(xs) - west, north - min(ys)) + 200) // 20) * 2
+    rng = np.random.default_rng(4)
+    truth = rng.integers(1000, 5000, (len(BANDS), size, size)).astype(np.float64)
+    when = dt.datetime(2023, 7, 10, 10, 30, tzinfo=dt.UTC)
+    scene = FakeScene(f"S2B_T31TGL_{when:%Y%m%dT%H%M%S}_L2A", when, 32631, float(west), float(north), truth,
+                      np.full((size // 2, size // 2), 4, np.uint8))
+    assert not mosaic(write_catalog([scene], tmp_path / "src"), tmp_path / "out",
+                      params(**{"mosaic.resampling_20m": "nearest"})).failed
+    pixels, count, _ = read_tile(tmp_path / "out")
+    jj, ii = np.mgrid[0:SIZE, 0:SIZE]
+    x, y = to31.transform(TILE.west + 10 * (ii + 0.5), TILE.north - 10 * (jj + 0.5))
+    col, row = ((x - west) // 10).astype(int), ((north - y) // 10).astype(int)
+    for band in ("B02", "B08"):  # 10 m bands: the scene's own 10 m pixel
+        want = scene.dn(band)[row, col] - 1000
+        got = pixels[BANDS.index(band)]
+        assert (got == want).mean() > 0.99 and (count == 1).all()
+        wrong = got != want
+        neighbours = {scene.dn(band)[r + dr, c + dc] - 1000 for r, c in zip(row[wrong], col[wrong], strict=True)
+                      for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+        assert set(got[wrong].tolist()) <= neighbours
+    assert set(np.unique(pixels[BANDS.index("B05")])) <= set(np.unique(scene.dn("B05") - 1000))  # nothing mixed
