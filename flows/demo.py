@@ -34,7 +34,7 @@ def main() -> int:
     else:
         print(f"{data}/ exists: keeping it", flush=True)
 
-    from flows.pipeline import training_pipeline
+    from landcover.workflows.pipeline import training_pipeline
 
     result = training_pipeline(repo=".")
     minutes = (time.perf_counter() - start) / 60

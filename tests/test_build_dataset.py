@@ -145,7 +145,7 @@ def test_mosaic_and_labels_make_a_dataset_the_pipeline_trains_on(sources, tmp_pa
 def test_build_dataset_flow_runs_the_same_code(sources, tmp_path, monkeypatch, prefect_harness) -> None:
     monkeypatch.syspath_prepend(str(REPO))
     sys.modules.pop("flows", None)
-    from flows.build_dataset import build_dataset
+    from landcover.workflows.build_dataset import build_dataset
 
     params = tmp_path / "params.yaml"
     text = (REPO / "params.yaml").read_text().replace("min_land_pixels: 500", "min_land_pixels: 100")

@@ -357,7 +357,7 @@ def test_prefect_flow_report_equals_cli_report(corpus, prefect_harness, tmp_path
 
     monkeypatch.syspath_prepend(str(REPO))
     sys.modules.pop("flows", None)
-    from flows.validate_flow import validate_tiles
+    from landcover.workflows.validate_tiles import validate_tiles
 
     params_file = tmp_path / "params.yaml"
     raw = yaml.safe_load(PARAMS.read_text())

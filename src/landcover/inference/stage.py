@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,14 +58,26 @@ class TilePredictor:
         self.ref, self.out_dir = ref, Path(out_dir)
         self.window, self.overlap = p.inference.window, p.inference.overlap
         self.tta, self.probabilities = p.inference.tta, p.predict.probabilities
-        self.predictor = SlidingPredictor(bundle, self.window, self.overlap, p.inference.batch_size, device,
-                                          tta=self.tta, background_nice=p.inference.background_nice)
+        self._options = (self.window, self.overlap, p.inference.batch_size, self.tta, p.inference.background_nice)
+        self._predictor: SlidingPredictor | None = SlidingPredictor(bundle, *self._options[:3], device,
+                                                                    tta=self.tta, background_nice=self._options[4])
         # the crosswalk of params.yaml wins: a new crosswalk version needs no retraining; the one the
         # model was trained with is recorded beside it. Its row follows the climate zone of the tile's
         # city (cities.csv beside the tiles); a city with no zone there gets the default row.
         self.fuel, self.zones = p.fuel, zones or {}
         self.crosswalk_version = p.fuel.crosswalk_version
         self.model_crosswalk_version = bundle.meta.crosswalk_version
+
+    @property
+    def predictor(self) -> SlidingPredictor:
+        if self._predictor is None:  # unpickled on a Dask worker: the model of this run, once per process
+            self._predictor = worker_predictor(self.ref.resolved_uri, self._options)
+        return self._predictor
+
+    def __getstate__(self) -> dict:
+        """Pickled for a Dask worker without the model (tens of MB in every task otherwise): the worker
+        loads the run's exact version (`ref.resolved_uri`) from the tracking store once."""
+        return {**self.__dict__, "_predictor": None}
 
     def crosswalk_for(self, tile: TileRef) -> tuple[str, dict[int, int]]:
         zone = self.zones.get(tile.city_id)
@@ -107,6 +120,15 @@ class TilePredictor:
             with TileSource(tile) as src:
                 return write_tile(self.predictor, src, tile_out, lookup_table(crosswalk),
                                   lambda: {**provenance(), "created": created}, self.probabilities)
+
+
+@functools.lru_cache(maxsize=2)
+def worker_predictor(model_uri: str, options: tuple) -> SlidingPredictor:
+    """A worker process's predictor for one model version (MLFLOW_TRACKING_URI in its environment)."""
+    window, overlap, batch_size, tta, nice = options
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bundle, _ = load_bundle(model_uri, device)
+    return SlidingPredictor(bundle, window, overlap, batch_size, device, tta=tta, background_nice=nice)
 
 
 def select_tiles(input_dir: Path, split_file: Path | None = None, subset: str | None = None

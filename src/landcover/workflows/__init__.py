@@ -1,0 +1,1 @@
+"""The Prefect flows: thin orchestration over the stages (their entry scripts are in `flows/`)."""
