@@ -393,6 +393,41 @@ class MosaicParams(_Section):
         return tuple(sorted({*self.mask_scl, *((11,) if self.mask_snow else ())}))
 
 
+class MapRates(_Section):
+    """What the plan multiplies by (core-seconds and bytes), from `make bench` (docs/regions.md)."""
+
+    mosaic_s_per_mpx: float = Field(0.386, ge=0)  # per output Mpx and season, plus ...
+    mosaic_s_per_mpx_per_scene: float = Field(0.0722, ge=0)  # ... this per scene of the season (figure 7)
+    predict_s_per_mpx: float = Field(17.7, ge=0)  # the default model, both cores (figure 1, Xeon: conservative)
+    output_bytes_per_px: float = Field(1.0, ge=0)  # land cover, fuel and confidence COGs together
+
+
+class MapParams(_Section):
+    stage: ClassVar[str] = "landcover.region"  # the region job: `landcover map`
+    out: Path = Path("outputs/region")
+    name: str = "region"  # the region's id: tile folders are <name>_<zone><N|S>/<tile>
+    tile_size: int = Field(2048, ge=16)  # px, on the 10 m grid of each UTM zone
+    cell_km: int = Field(100, ge=1)  # the EEA grid's cells the region's maps are cut into
+    # land cover on the EEA grid: argmax of bilinearly resampled class probabilities, or nearest
+    resampling: Literal["probabilities", "nearest"] = "probabilities"
+    block: int = Field(2048, ge=64)  # px: the assembly works block by block (flat memory)
+    climate_zone: str | None = None  # one zone for the whole region, when no zones layer is given
+    climate_zone_attribute: str = "zone"  # --climate-zones: the attribute holding the zone name
+    zones_attribute: str = "name"  # --zones: the attribute naming each polygon of the statistics
+    workers: int = Field(1, ge=1)  # tiles at once (each uses every core)
+    dask_address: str | None = None  # tiles fan out over the cluster (mosaic and predict)
+    rates: MapRates = MapRates()
+
+    @field_validator("climate_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        from landcover.dataset import CLIMATE_ZONES
+
+        if v is not None and v not in CLIMATE_ZONES:
+            raise ValueError(f"unknown climate zone {v!r} (one of {', '.join(CLIMATE_ZONES)})")
+        return v
+
+
 class LabelsParams(_Section):
     stage: ClassVar[str] = "landcover.labels"  # the stage package whose command.py the CLI registers
     attribute: str | None = None  # vector attribute holding the class value
@@ -428,6 +463,7 @@ class Params(_Section):
     change: ChangeParams = ChangeParams()
     mosaic: MosaicParams = MosaicParams()
     labels: LabelsParams = LabelsParams()
+    map: MapParams = MapParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

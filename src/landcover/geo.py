@@ -74,3 +74,28 @@ def snap(value: float, step: float = PIXEL_SIZE_M, how: str = "round") -> float:
     if how == "ceil":
         return float(math.ceil(steps - SNAP_TOLERANCE) * step)
     return float(round(steps) * step)
+
+
+# Sentinel-2's tiles (MGRS) follow UTM with two exceptions: zone 32 is widened over south-west Norway,
+# and over Svalbard only the odd zones 31, 33, 35 and 37 exist, 9 or 12 degrees wide.
+UTM_EXCEPTIONS = (((3.0, 56.0, 12.0, 64.0), 32), ((0.0, 72.0, 9.0, 84.0), 31), ((9.0, 72.0, 21.0, 84.0), 33),
+                  ((21.0, 72.0, 33.0, 84.0), 35), ((33.0, 72.0, 42.0, 84.0), 37))
+
+
+def s2_utm_zone(lat: float, lon: float) -> int:
+    """The UTM zone Sentinel-2 products of a point are in (the Norway and Svalbard exceptions included)."""
+    for (west, south, east, north), zone in UTM_EXCEPTIONS:
+        if west <= lon < east and south <= lat < north:
+            return zone
+    return min(int((lon + 180) // 6) + 1, 60)
+
+
+def utm_zone_areas(zone: int):
+    """Where a zone applies, in longitude and latitude: one shapely geometry (both hemispheres)."""
+    from shapely.geometry import box
+    from shapely.ops import unary_union
+
+    west = -180.0 + 6 * (zone - 1)
+    area = box(west, -80.0, west + 6.0, 84.0)
+    area = area.difference(unary_union([box(*b) for b, _ in UTM_EXCEPTIONS]))
+    return unary_union([area, *[box(*b) for b, z in UTM_EXCEPTIONS if z == zone]])

@@ -19,6 +19,7 @@ from rasterio.windows import Window, from_bounds
 
 from landcover.dataset import DataContractError
 from landcover.labels.crosswalk import UNMAPPED, Crosswalk
+from landcover.vectors import read_vector
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".parquet", ".geoparquet", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite"}
 
@@ -54,20 +55,7 @@ def _finish(codes: np.ndarray, unmapped: Counter) -> Burned:
 
 
 def _read_vector(path: Path, grid: Grid):
-    import geopandas as gpd
-    import pyogrio
-
-    try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
-            frame = gpd.read_parquet(path)
-        else:
-            crs = pyogrio.read_info(path).get("crs")
-            bbox = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21) if crs else None
-            frame = gpd.read_file(path, bbox=bbox)
-    except Exception as exc:  # noqa: BLE001 - any reader failure names the file
-        raise DataContractError(f"{path}: cannot read the reference: {exc}") from exc
-    if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
-        raise DataContractError(f"{path}: reference has no {'CRS' if hasattr(frame, 'geometry') else 'geometry'}")
+    frame = read_vector(path, "reference", grid.bounds, grid.crs)
     return frame.to_crs(grid.crs).cx[grid.bounds[0]:grid.bounds[2], grid.bounds[1]:grid.bounds[3]]
 
 

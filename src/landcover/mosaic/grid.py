@@ -8,6 +8,7 @@ from pathlib import Path
 from landcover.dataset import City, DataContractError, check_id, read_cities
 from landcover.errors import LandcoverError
 from landcover.geo import TileGrid, snap, utm_epsg
+from landcover.vectors import read_vector
 
 
 def tile_id(row: int, col: int) -> str:
@@ -29,34 +30,24 @@ def city_tiles(city: City, grid: int, size: int, resolution: float = 10.0) -> li
 
 def read_aoi(path: Path):
     """The area of a vector file (any format GDAL reads, any CRS) as one geometry in EPSG:4326."""
-    import geopandas as gpd
-
-    path = Path(path)
-    if not path.exists():
-        raise DataContractError(f"{path}: AOI file not found")
-    try:
-        frame = gpd.read_parquet(path) if path.suffix.lower() == ".parquet" else gpd.read_file(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure names the file
-        raise DataContractError(f"{path}: cannot read the AOI: {exc}") from exc
-    if not isinstance(frame, gpd.GeoDataFrame):
-        raise DataContractError(f"{path}: AOI has no geometry")
-    if frame.empty or frame.crs is None:
-        raise DataContractError(f"{path}: AOI has {'no features' if frame.empty else 'no CRS'}")
+    frame = read_vector(path, "AOI")
     geometry = frame.to_crs(4326).geometry.union_all()
     if geometry.is_empty or geometry.area == 0:
         raise DataContractError(f"{path}: AOI has no area (polygons are needed)")
     return geometry
 
 
-def aoi_tiles(geometry_lonlat, city_id: str, size: int, resolution: float = 10.0) -> list[TileGrid]:
-    """Tiles of `size` px covering the area on the 10 m grid of its UTM zone. The last row and
-    column are cut to the area's bounds, and tiles that miss the area are left out."""
+def aoi_tiles(geometry_lonlat, city_id: str, size: int, resolution: float = 10.0,
+              epsg: int | None = None) -> list[TileGrid]:
+    """Tiles of `size` px covering the area on the 10 m grid of its UTM zone (`epsg`, default the
+    zone of its centroid). The last row and column are cut to the area's bounds, and tiles that miss
+    the area are left out."""
     from pyproj import Transformer
     from shapely.geometry import box
     from shapely.ops import transform
 
     centre = geometry_lonlat.centroid
-    epsg = utm_epsg(centre.y, centre.x)
+    epsg = epsg or utm_epsg(centre.y, centre.x)
     to_utm = Transformer.from_crs(4326, epsg, always_xy=True).transform
     area = transform(to_utm, geometry_lonlat)
     minx, miny, maxx, maxy = area.bounds

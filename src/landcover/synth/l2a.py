@@ -158,7 +158,9 @@ def fabricate(n_scenes: int, size: int, seed: int = 0, epsg: int = 32632, west: 
             edge = np.add.outer(np.arange(half), np.arange(half)) > 1.6 * half
             scl[edge] = 0
             truth[:, ten(edge)] = 0
-        scenes.append(FakeScene(f"S2B_T32TMR_{when:%Y%m%dT%H%M%S}_L2A", when, epsg, west, north, truth, scl))
+        scene = FakeScene("", when, epsg, west, north, truth, scl)
+        scene.id = f"S2B_T{scene.mgrs_tile}_{when:%Y%m%dT%H%M%S}_L2A"  # Earth Search's ids name the MGRS tile
+        scenes.append(scene)
     return scenes
 
 
