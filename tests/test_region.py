@@ -1,18 +1,24 @@
 """`landcover map` on a region that straddles UTM zones 31 and 32 at 6 deg E, from fabricated L2A scenes in
 each zone to the EEA grid: no gap and no double along the border, the pixels of each source tile
 reprojected independently, fuel following each pixel's climate zone, km² that add up, a plan whose
-counts the run then meets, a rerun that redoes nothing, and bad input refused by name."""
+counts the run then meets, the fire models' landscapes per cell, SAFE archives and a Dask cluster of
+worker processes giving the same bytes, a rerun that redoes only what a kill left unfinished, and bad
+input refused by name."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from pyproj import Transformer
+from rasterio.transform import from_origin
 from rasterio.warp import reproject
 from shapely.geometry import box
 
@@ -21,11 +27,12 @@ from landcover.bands import SEASONS
 from landcover.config import load_params
 from landcover.errors import LandcoverError
 from landcover.fuel import lookup_table
-from landcover.synth.l2a import scenes_over, write_catalog
+from landcover.synth.l2a import scenes_over, write_catalog, write_safe
 
 AOI = box(5.994, 45.000, 6.006, 45.004)  # about 940 m x 445 m, across the 6 deg E zone border
 SPLIT = 45.002  # the statistics' two polygons: south and north of it
 SETTINGS = {**TINY_TRAIN, "map.tile_size": 64, "mosaic.plausibility.min_land_pixels": 100, "map.block": 64}
+DEM_Z0, DEM_PER_DEG_LAT = 800.0, 20_000.0  # the test DEM: 800 m at 45 deg N, rising 20 m per 0.001 deg north
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,16 @@ def region(tmp_path_factory):
         union = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
         scenes += scenes_over(union, epsg, 2023, per_season=1, seed=epsg % 100, cloud_share=0.0)
     write_catalog(scenes, root / "catalog")
+    for k, scene in enumerate(scenes):  # the same scenes as the archive keeps them, every other one zipped
+        write_safe(scene, root / "archive" / "Sentinel-2" / "L2A", dated=True, zipped=k % 2 == 1)
+    res = 0.0005  # a DEM in EPSG:4326 (about 40 x 55 m, coarser than the maps), z linear in latitude
+    west, north = AOI.bounds[0] - 0.01, AOI.bounds[3] + 0.01
+    height, width = int((AOI.bounds[3] - AOI.bounds[1] + 0.02) / res), int((AOI.bounds[2] - AOI.bounds[0] + 0.02) / res)
+    lat = north - (np.arange(height) + 0.5) * res
+    z = np.repeat((DEM_Z0 + DEM_PER_DEG_LAT * (lat - 45.0))[:, None], width, axis=1).astype(np.float32)
+    with rasterio.open(root / "dem.tif", "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=from_origin(west, north, res, res)) as dst:
+        dst.write(z, 1)
     return root
 
 
@@ -65,18 +82,36 @@ def model_uri(tiny_model, tmp_path_factory) -> str:
     return varied_model_uri(_params(), tiny_model.model_uri, tmp_path_factory.mktemp("varied"), 1.0)
 
 
-def test_a_two_zone_region_maps_onto_the_eea_grid(region, model_uri, tmp_path) -> None:
+def _kwargs(region: Path, model_uri: str, source: str | None = None) -> dict:
+    return dict(source=source or str(region / "catalog" / "catalog.json"), model_uri=model_uri,
+                climate_zones_file=region / "climate.gpkg", zones_file=region / "units.gpkg")
+
+
+def _digest(out: Path) -> dict[str, str]:
+    """Every map of the region on the EEA grid, by content."""
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.tif"))}
+
+
+@pytest.fixture(scope="module")
+def mapped(region, model_uri, tmp_path_factory):
+    """The plan, then the region mapped in one process, with the DEM: (out, plan, result)."""
     from landcover.region.stage import run_map
 
     p = _params()
-    out = tmp_path / "out"
-    kwargs = dict(source=str(region / "catalog" / "catalog.json"), model_uri=model_uri,
-                  climate_zones_file=region / "climate.gpkg", zones_file=region / "units.gpkg")
-    planned = run_map(p, region / "aoi.gpkg", 2023, out, plan_only=True, **kwargs).plan
-    assert set(planned["tiles_per_zone"]) == {"EPSG:32631", "EPSG:32632"}
-    assert not (out / "eea").exists()  # the plan reads no pixel
+    out = tmp_path_factory.mktemp("mapped") / "out"
+    planned = run_map(p, region / "aoi.gpkg", 2023, out, plan_only=True, **_kwargs(region, model_uri)).plan
+    assert not (out / "eea").exists() and not (out / "data").exists()  # the plan reads no pixel
+    result = run_map(p, region / "aoi.gpkg", 2023, out, dem=str(region / "dem.tif"), **_kwargs(region, model_uri))
+    return out, planned, result
 
-    result = run_map(p, region / "aoi.gpkg", 2023, out, **kwargs)
+
+def test_a_two_zone_region_maps_onto_the_eea_grid(region, mapped, model_uri) -> None:
+    from landcover.region.stage import run_map
+
+    p = _params()
+    out, planned, result = mapped
+    kwargs = _kwargs(region, model_uri)
+    assert set(planned["tiles_per_zone"]) == {"EPSG:32631", "EPSG:32632"}
     assert not result.failed, result.failed
     # the plan's counts are what the run then did: tiles, and scenes per tile and season
     assert result.steps["composite"]["tiles_written"] == planned["tiles"]
@@ -159,6 +194,15 @@ def test_a_two_zone_region_maps_onto_the_eea_grid(region, model_uri, tmp_path) -
         assert abs(km2 - polygon.area / 1e6) <= polygon.length / 1e3 * 0.01  # at most a pixel's width of edge
         assert not [r for r in stats if r["zone"] == name and r["code"] == "0"]  # all of it mapped
 
+    # the fire models' landscape of the cell on the same grid, and a VRT per layer over the cells
+    with rasterio.open(out / "eea" / "elmfire" / "dem.vrt") as dem, \
+            rasterio.open(out / "eea" / "elmfire" / "fbfm40.vrt") as fbfm:
+        assert dem.crs.to_epsg() == 3035 and dem.transform == transform and dem.shape == shape
+        assert np.array_equal(fbfm.read(1)[fuel > 0], fuel[fuel > 0])
+        heights = dem.read(1)
+    assert np.abs(heights[inside] - (DEM_Z0 + DEM_PER_DEG_LAT * (lat[inside] - 45.0))).max() <= 1.0
+    assert (folder / "landscape.lcp").is_file() and result.steps["landscape"]["tiles_written"] == 1
+
     # a rerun after the job: nothing redone
     again = run_map(p, region / "aoi.gpkg", 2023, out, **kwargs)
     assert again.steps["composite"]["tiles_skipped"] == planned["tiles"]
@@ -205,3 +249,96 @@ def test_bad_input_is_refused_by_name(region, tiny_model, tmp_path) -> None:
     with pytest.raises(LandcoverError, match="far.gpkg: no scene of 2023 covers the area"):
         run_map(p, far, 2023, tmp_path / "o", source=source, climate_zone="alpine", model_uri=tiny_model.model_uri)
     assert not (tmp_path / "o" / "eea").exists()
+
+
+def test_safe_products_as_the_archive_keeps_them_give_the_same_map(region, mapped, model_uri, tmp_path) -> None:
+    """The same scenes as dated SAFE folders and zips (`Sentinel-2/L2A/YYYY/MM/DD/`) in both zones: the
+    region's maps are the catalogue run's, byte for byte."""
+    from landcover.region.stage import run_map
+
+    out = tmp_path / "out"
+    kwargs = _kwargs(region, model_uri, source=str(region / "archive"))
+    result = run_map(_params(), region / "aoi.gpkg", 2023, out, **kwargs)
+    assert not result.failed, result.failed
+    assert result.plan["scenes_per_season"] == mapped[1]["scenes_per_season"]
+    reference = _digest(mapped[0] / "eea" / "region")
+    assert reference and _digest(out / "eea" / "region") == {k: v for k, v in reference.items() if "elmfire" not in k}
+
+
+def _params_file(tmp_path: Path, **more: object) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in {**SETTINGS, **more}.items():
+        *sections, key = dotted.split(".")
+        node = raw
+        for section in sections:
+            node = node[section]
+        node[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_the_map_region_flow_on_dask_worker_processes_and_a_rerun_after_a_kill(
+        region, mapped, model_uri, prefect_harness, tmp_path) -> None:
+    """The `map-region` flow with its tiles on a scheduler and two worker processes started as a user
+    starts them: the single-process run's maps, byte for byte. Then what a kill leaves (a tile's
+    composite without its manifest, a cell without its record) is redone, and only that."""
+    from landcover.workflows.map_region import map_region
+    from test_flows import dask_processes
+
+    out = tmp_path / "out"
+    with dask_processes(tmp_path) as client:
+        params_file = _params_file(tmp_path, **{"map.dask_address": client.scheduler.address})
+        summary = map_region(str(region / "aoi.gpkg"), 2023, str(out), source=str(region / "catalog" / "catalog.json"),
+                             model_uri=model_uri, climate_zones=str(region / "climate.gpkg"),
+                             zones=str(region / "units.gpkg"), params_file=str(params_file))
+    assert summary["composite"]["tiles_written"] == mapped[1]["tiles"] and not summary["failed"]
+    reference = {k: v for k, v in _digest(mapped[0] / "eea" / "region").items() if "elmfire" not in k}
+    assert _digest(out / "eea" / "region") == reference
+    assert (out / "stats.csv").read_text() == (mapped[0] / "stats.csv").read_text()
+
+    # what a kill leaves: a tile killed while writing its seasons (its manifest still says "writing", as
+    # the mosaic writes it before the first season file), a cell whose record was not yet written
+    tile = sorted((out / "data" / "tiles").glob("*/*/manifest.json"))[0]
+    record = json.loads(tile.read_text())
+    tile.write_text(json.dumps({k: v for k, v in record.items() if k not in ("files", "seasons", "created")}
+                               | {"status": "writing"}))
+    cell = next((out / "eea" / "region").iterdir())
+    (cell / "provenance.json").unlink()
+    again = map_region(str(region / "aoi.gpkg"), 2023, str(out), source=str(region / "catalog" / "catalog.json"),
+                       model_uri=model_uri, climate_zones=str(region / "climate.gpkg"),
+                       zones=str(region / "units.gpkg"), params_file=str(_params_file(tmp_path)))
+    assert again["composite"]["tiles_written"] == 1 and again["composite"]["tiles_skipped"] == mapped[1]["tiles"] - 1
+    assert again["assemble"]["cells"] == {cell.name: "written"}
+    assert _digest(out / "eea" / "region") == reference
+
+
+def test_a_season_without_scenes_is_mapped_from_the_other_three_and_flagged(region, model_uri, tmp_path) -> None:
+    """No winter scene in the catalogue: the tiles are composited with winter empty, the summary says
+    so per tile, and the model (trained with seasons dropped) maps them from the other three."""
+    import pystac
+
+    from landcover.region.stage import run_map
+
+    catalog = pystac.Catalog.from_file(str(region / "catalog" / "catalog.json"))
+    scenes = [i for i in catalog.get_items(recursive=True) if i.datetime.month not in (12, 1, 2)]
+    east = box(6.0005, 45.001, 6.004, 45.003)
+    gpd.GeoDataFrame({"name": ["east"]}, geometry=[east], crs=4326).to_file(tmp_path / "east.gpkg")
+    copy = pystac.Catalog("three-seasons", "no winter")
+    for item in scenes:
+        clone = item.clone()
+        for asset in clone.assets.values():
+            asset.href = str(Path(item.get_self_href()).parent / asset.href) if not os.path.isabs(asset.href) \
+                else asset.href
+        copy.add_item(clone)
+    copy.normalize_hrefs(str(tmp_path / "three"))
+    copy.save(pystac.CatalogType.SELF_CONTAINED)
+    result = run_map(_params(), tmp_path / "east.gpkg", 2023, tmp_path / "out", source=str(tmp_path / "three" /
+                     "catalog.json"), model_uri=model_uri, climate_zone="alpine")
+    assert not result.failed, result.failed
+    assert result.plan["scenes_per_season"]["winter"] == 0 and result.plan["scenes_per_season"]["summer"] > 0
+    assert result.warnings and all("winter: no scene found" in w for w in result.warnings)
+    (cell,) = result.plan["eea_cells"]
+    with rasterio.open(tmp_path / "out" / "eea" / "region" / cell / "landcover.tif") as src:
+        assert (src.read(1) > 0).mean() > 0.5

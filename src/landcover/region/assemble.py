@@ -196,25 +196,45 @@ def assemble(p: Params, cells: list[Cell], maps_dir: Path, out_dir: Path, name: 
     return done
 
 
-def write_vrts(cells: list[Cell], out_dir: Path, name: str) -> None:
-    """One VRT per map over every cell (they share the EEA grid), styled like the cells."""
-    from landcover.io_utils import atomic_write_text
-    from landcover.maps.layout import Area, Placed
-    from landcover.maps.vrt import vrt_xml
-
-    west = min(c.west for c in cells)
-    north = max(c.north for c in cells)
-    east = max(c.bounds[2] for c in cells)
-    south = min(c.bounds[1] for c in cells)
+def region_area(cells: list[Cell], out_dir: Path, name: str):
+    """The cells as one mosaic on the EEA grid (what a VRT over them spans)."""
     from affine import Affine
 
-    area = Area(name, CRS.from_epsg(EEA_EPSG), Affine(10, 0, west, 0, -10, north), round((east - west) / 10),
+    from landcover.maps.layout import Area, Placed
+
+    west, north = min(c.west for c in cells), max(c.north for c in cells)
+    east, south = max(c.bounds[2] for c in cells), min(c.bounds[1] for c in cells)
+    return Area(name, CRS.from_epsg(EEA_EPSG), Affine(10, 0, west, 0, -10, north), round((east - west) / 10),
                 round((north - south) / 10),
                 [Placed(out_dir / name / c.name, round((c.west - west) / 10), round((north - c.north) / 10), c.width,
                         c.height) for c in cells])
+
+
+def write_vrts(cells: list[Cell], out_dir: Path, name: str) -> None:
+    """One VRT per map over every cell (they share the EEA grid), styled like the cells."""
+    from landcover.io_utils import atomic_write_text
+    from landcover.maps.vrt import vrt_xml
+
+    area = region_area(cells, out_dir, name)
     tables = {"landcover": (colormap(), {c.code: c.name for c in CLASSES}),
               "fuel": (fuel_colormap(), {k: v[0] for k, v in FBFM40.items()}), "confidence": (None, None)}
     for stem, (cmap, names) in tables.items():
         vrt = out_dir / f"{stem}.vrt"
         atomic_write_text(vrt, vrt_xml(area, f"{stem}.tif", vrt, "Byte", 0, cmap, names, LAYERS[f"{stem}.tif"][0]))
     write_styles(out_dir)
+
+
+def write_layer_vrts(cells: list[Cell], out_dir: Path, name: str, folder: str, layers: dict[str, str],
+                     dtype: str, nodata: int | None) -> list[Path]:
+    """A VRT per layer over the cells' `<folder>/<layer>.tif` (the fire models' landscapes): `out_dir/<folder>/`."""
+    from landcover.io_utils import atomic_write_text
+    from landcover.maps.vrt import vrt_xml
+
+    area = region_area(cells, out_dir, name)
+    written = []
+    for layer, description in layers.items():
+        vrt = out_dir / folder / f"{layer}.vrt"
+        vrt.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(vrt, vrt_xml(area, f"{folder}/{layer}.tif", vrt, dtype, nodata, None, None, description))
+        written.append(vrt)
+    return written

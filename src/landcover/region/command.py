@@ -11,21 +11,8 @@ from landcover.config import Params
 from landcover.errors import report_failures
 
 
-def _print_plan(plan: dict) -> None:
-    print(f"plan for {plan['name']}: {plan['tiles']} tiles ({plan['tile_megapixels']} Mpx) in "
-          + ", ".join(f"{k}: {v}" for k, v in plan["tiles_per_zone"].items()))
-    print("  scenes found per season (summed over tiles): "
-          + ", ".join(f"{k} {v}" for k, v in plan["scenes_per_season"].items()))
-    gb = plan["scene_gb_to_read"]
-    print(f"  to read: {'unknown' if gb is None else f'{gb} GB'} of scenes"
-          + (f" ({plan['scene_bytes_unknown_tiles']} tiles without sizes in the catalogue)"
-             if plan["scene_bytes_unknown_tiles"] else ""))
-    hours = plan["core_hours"]
-    print(f"  expected: {hours['total']} core-hours (compositing {hours['mosaic']}, inference {hours['predict']}); "
-          f"{len(plan['eea_cells'])} EEA cells, {plan['output_megapixels']} Mpx, about {plan['output_gb']} GB of maps")
-
-
 def _run(args: argparse.Namespace, params: Params) -> int:
+    from landcover.region.report import plan_lines
     from landcover.region.stage import PLAN, SUMMARY, run_map
 
     def progress(step: str, done: int, total: int, what: str) -> None:
@@ -34,7 +21,8 @@ def _run(args: argparse.Namespace, params: Params) -> int:
     result = run_map(params, args.aoi, args.year, args.out, source=args.source, model_uri=args.model,
                      climate_zone=args.climate_zone, climate_zones_file=args.climate_zones, zones_file=args.zones,
                      dem=args.dem, name=args.name, plan_only=args.plan, progress=progress)
-    _print_plan(result.plan)
+    lines = plan_lines(result.plan)
+    print("\n  ".join(lines))
     if args.plan:
         print(f"plan: {result.out / PLAN}")
         return 0

@@ -21,7 +21,7 @@ from landcover.config import Params, arg_or
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, sha256_file
 from landcover.parallel import MapFn, dask_map, thread_map
-from landcover.region.assemble import assemble
+from landcover.region.assemble import assemble, write_layer_vrts
 from landcover.region.layers import ClimateZones, StatZones
 from landcover.region.plan import RegionPlan, count_scenes, plan_region
 from landcover.region.stats import write_statistics, zone_statistics
@@ -132,9 +132,14 @@ def run_map(p: Params, aoi: Path, year: int | None, out: Path | None = None, *, 
         result.steps["statistics"] = {"file": STATS, "zones": len(stat_zones.names)}
     if dem:
         from landcover.landscape.stage import run_landscape
+        from landcover.landscape.writers import LAYERS, NODATA, stored_unit
 
         landscape = run_landscape(p, out / "eea", out / "eea", dem)
         result.steps["landscape"] = landscape.summary()
+        if p.landscape.elmfire and not landscape.failed:
+            vrts = write_layer_vrts(plan.cells, out / "eea", plan.name, "elmfire",
+                                    {k: f"{v[0]} ({stored_unit(k)})" for k, v in LAYERS.items()}, "Int16", NODATA)
+            result.steps["landscape"]["vrts"] = [str(v.relative_to(out)) for v in vrts]
         result.failed |= {f"landscape {k}": v for k, v in landscape.failed.items()}
     result.seconds = time.perf_counter() - start
     atomic_write_json(out / SUMMARY, result.summary())
