@@ -187,7 +187,7 @@ def test_a_two_zone_region_maps_onto_the_eea_grid(region, mapped, model_uri) -> 
     assert set(record["zones_used"]) == {"mediterranean", "alpine"}
 
     # km² per polygon add up to its area (10 m pixels of an equal-area grid: 100 m² each)
-    stats = [r for r in _csv(out / "stats.csv") if r["layer"] == "landcover"]
+    stats = [r for r in _csv(out / "eea" / "stats.csv") if r["layer"] == "landcover"]
     units = gpd.read_file(region / "units.gpkg")
     for name, polygon in zip(units["name"], units.geometry, strict=True):
         km2 = sum(float(r["km2"]) for r in stats if r["zone"] == name)
@@ -202,6 +202,16 @@ def test_a_two_zone_region_maps_onto_the_eea_grid(region, mapped, model_uri) -> 
         heights = dem.read(1)
     assert np.abs(heights[inside] - (DEM_Z0 + DEM_PER_DEG_LAT * (lat[inside] - 45.0))).max() <= 1.0
     assert (folder / "landscape.lcp").is_file() and result.steps["landscape"]["tiles_written"] == 1
+
+    # a STAC collection over the cells, with the statistics and the VRTs
+    import pystac
+
+    collection = pystac.Collection.from_file(str(out / "eea" / "collection.json"))
+    (item,) = collection.get_items()
+    assert item.id == f"region.{cell}" and item.properties["proj:code"] == "EPSG:3035"
+    assert Path(item.assets["landcover"].get_absolute_href()) == folder / "landcover.tif"
+    assert Path(collection.assets["statistics"].get_absolute_href()) == out / "eea" / "stats.csv"
+    assert Path(collection.assets["fuel-vrt"].get_absolute_href()).is_file()
 
     # a rerun after the job: nothing redone
     again = run_map(p, region / "aoi.gpkg", 2023, out, **kwargs)
@@ -296,7 +306,7 @@ def test_the_map_region_flow_on_dask_worker_processes_and_a_rerun_after_a_kill(
     assert summary["composite"]["tiles_written"] == mapped[1]["tiles"] and not summary["failed"]
     reference = {k: v for k, v in _digest(mapped[0] / "eea" / "region").items() if "elmfire" not in k}
     assert _digest(out / "eea" / "region") == reference
-    assert (out / "stats.csv").read_text() == (mapped[0] / "stats.csv").read_text()
+    assert (out / "eea" / "stats.csv").read_text() == (mapped[0] / "eea" / "stats.csv").read_text()
 
     # what a kill leaves: a tile killed while writing its seasons (its manifest still says "writing", as
     # the mosaic writes it before the first season file), a cell whose record was not yet written

@@ -398,8 +398,9 @@ class MapRates(_Section):
 
     mosaic_s_per_mpx: float = Field(0.386, ge=0)  # per output Mpx and season, plus ...
     mosaic_s_per_mpx_per_scene: float = Field(0.0722, ge=0)  # ... this per scene of the season (figure 7)
-    predict_s_per_mpx: float = Field(17.7, ge=0)  # the default model, both cores (figure 1, Xeon: conservative)
+    predict_s_per_mpx: float = Field(33.0, ge=0)  # core-seconds, default model (figure 2: 69 s x 2 cores / 4.19 Mpx)
     output_bytes_per_px: float = Field(1.0, ge=0)  # land cover, fuel and confidence COGs together
+    work_bytes_per_px: float = Field(48.0, ge=0)  # per tile pixel: composites and UTM maps kept for resuming
 
 
 class MapParams(_Section):

@@ -17,8 +17,14 @@ from landcover.io_utils import atomic_write_json
 COLLECTION = "collection.json"
 
 
-def write_collection(out_dir: Path, title: str = "Land cover and fuel maps") -> Path | None:
-    """(Re)write the collection over every tile item under `out_dir`; None when there is none."""
+DESCRIPTION = ("Per-tile land cover (10 classes), FBFM40 fuel model and confidence COGs from multi-seasonal "
+               "Sentinel-2 mosaics, with provenance. Written by `landcover predict`.")
+
+
+def write_collection(out_dir: Path, title: str = "Land cover and fuel maps", description: str = DESCRIPTION,
+                     assets: dict[str, pystac.Asset] | None = None) -> Path | None:
+    """(Re)write the collection over every tile item under `out_dir` (with `assets` of its own, hrefs
+    relative to it); None when there is none."""
     out_dir = Path(out_dir).resolve()
     items = []
     for path in sorted(out_dir.glob(f"*/*/{STAC_ITEM}")):
@@ -34,10 +40,10 @@ def write_collection(out_dir: Path, title: str = "Land cover and fuel maps") -> 
                                max(b[2] for b in bboxes), max(b[3] for b in bboxes)]]),
         pystac.TemporalExtent([[min(times), max(times)]]))
     collection = pystac.Collection(
-        id=out_dir.name or "landcover", title=title, extent=extent, license="other",
-        description="Per-tile land cover (10 classes), FBFM40 fuel model and confidence COGs from "
-                    "multi-seasonal Sentinel-2 mosaics, with provenance. Written by `landcover predict`.",
+        id=out_dir.name or "landcover", title=title, extent=extent, license="other", description=description,
         summaries=pystac.Summaries({"landcover:classes": [c.name for c in CLASSES]}))
+    for key, asset in (assets or {}).items():
+        collection.add_asset(key, asset)
     by_id = {}
     for path, item in items:
         collection.add_item(item)

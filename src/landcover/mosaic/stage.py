@@ -120,10 +120,15 @@ class TileMosaicker:
             atomic_write_json(tile_dir / MANIFEST, record)
             self._step(tile, len(SEASONS) + 1, "done")
             notes = tuple(f"{s}: no scene found" if not r.used else
-                          f"{s}: {(r.count == 0).mean():.1%} of pixels never clear (nodata)"
+                          f"{s}: {_share(r.count == 0)} of pixels never clear (nodata)"
                           for s, r in seasons.items() if (r.count == 0).any())
             return TileOutcome.wrote(tile.key, notes, megapixels=tile.width * tile.height / 1e6,
                                      seconds=time.perf_counter() - start)
+
+
+def _share(mask) -> str:
+    share = float(mask.mean())
+    return f"{share:.1%}" if share >= 0.001 else f"{int(mask.sum())} pixels, under 0.1%"
 
 
 @dataclass

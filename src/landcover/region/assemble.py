@@ -12,6 +12,7 @@ either is complete or is redone; a rerun skips the cells whose sources have not 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable
@@ -29,7 +30,8 @@ from landcover import __version__
 from landcover.classes import CLASSES, colormap
 from landcover.config import Params
 from landcover.fuel import FBFM40, fuel_colormap, lookup_table
-from landcover.fuelmap import OUTPUTS, PROBABILITIES, PROBABILITY_NODATA, PROVENANCE
+from landcover.fuelmap import OUTPUTS, PROBABILITIES, PROBABILITY_NODATA, PROVENANCE, STAC_ITEM
+from landcover.inference.stac import build_item
 from landcover.io_utils import atomic_write_json, sha256_file
 from landcover.lineage import params_hash
 from landcover.maps.cog import translate_to_cog
@@ -168,15 +170,33 @@ def assemble_cell(p: Params, cell: Cell, sources: list[SourceTile], zones: Clima
             (Path(tmp) / name).replace(folder / name)
     write_styles(folder)
     names = [zones.fallback or "default", *zones.names]
-    zones_used = [names[i] for i in np.flatnonzero(used)]
+    used_rows = np.flatnonzero(used)
+    zones_used = [names[i] for i in used_rows]
     majority = names[int(used.argmax())] if used.any() else (zones.fallback or "default")
-    atomic_write_json(record_path, {
+    record = {
         "tile": f"{folder.parent.name}/{folder.name}", "cell": cell.name, "crs": f"EPSG:{EEA_EPSG}",
         "transform": list(cell.transform)[:6], "width": cell.width, "height": cell.height, "request": request,
+        "models": _source_models(sources),
         # crosswalk_zone: the zone of most of the cell, which the landscape stage's canopy table follows
         "crosswalk_version": p.fuel.crosswalk_version, "crosswalk_zone": majority, "zones_used": zones_used,
-        "pixels": {c.name: int(counts[c.code]) for c in CLASSES}, "software_version": __version__})
+        "crosswalks": {names[i]: {str(c.code): int(luts[i, c.code]) for c in CLASSES} for i in used_rows},
+        "pixels": {c.name: int(counts[c.code]) for c in CLASSES}, "software_version": __version__,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
+    item = build_item(folder, f"{folder.parent.name}/{folder.name}", {
+        **record, "model": record["models"][0] if len(record["models"]) == 1 else record["models"],
+        "crosswalk": {f"{z}:{k}": v for z, table in record["crosswalks"].items() for k, v in table.items()}})
+    atomic_write_json(folder / STAC_ITEM, item.to_dict(include_self_link=False))
+    atomic_write_json(record_path, record)  # last: the cell is complete
     return "written"
+
+
+def _source_models(sources: list[SourceTile]) -> list[dict]:
+    """The models (URI, name, version, run) that predicted the cell's source tiles, each once."""
+    models = {}
+    for source in sources:
+        model = json.loads((source.folder / PROVENANCE).read_text()).get("model") or {}
+        models.setdefault(json.dumps(model, sort_keys=True), model)
+    return list(models.values())
 
 
 def assemble(p: Params, cells: list[Cell], maps_dir: Path, out_dir: Path, name: str, zones: ClimateZones,

@@ -81,8 +81,9 @@ class RegionPlan:
             "scenes_per_season": seasons,  # summed over tiles: a scene over two tiles counts twice
             "scene_gb_to_read": round(sum(known) / 1e9, 3) if known else None,
             "scene_bytes_unknown_tiles": sum(b is None for b in self.scene_bytes.values()),
-            "core_hours": {"mosaic": round(mosaic_s / 3600, 3), "predict": round(predict_s / 3600, 3),
-                           "total": round((mosaic_s + predict_s) / 3600, 3)},
+            "core_hours": {"mosaic": round(mosaic_s / 3600, 4), "predict": round(predict_s / 3600, 4),
+                           "total": round((mosaic_s + predict_s) / 3600, 4)},
+            "work_gb": round(sum(t.width * t.height for t in self.tiles) * rates.work_bytes_per_px / 1e9, 3),
             "eea_cells": [c.name for c in self.cells], "eea_extent_3035": list(self.extent),
             "output_megapixels": round(region_px / 1e6, 3),
             "output_gb": round(region_px * rates.output_bytes_per_px / 1e9, 3),

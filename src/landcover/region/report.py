@@ -18,7 +18,8 @@ def plan_lines(plan: dict) -> list[str]:
         f"to read: {'unknown' if gb is None else f'{gb} GB'} of scenes"
         + (f" ({unknown} tiles without sizes in the catalogue)" if unknown else ""),
         f"expected: {hours['total']} core-hours (compositing {hours['mosaic']}, inference {hours['predict']}); "
-        f"{len(plan['eea_cells'])} EEA cells, {plan['output_megapixels']} Mpx, about {plan['output_gb']} GB of maps",
+        f"{len(plan['eea_cells'])} EEA cells, {plan['output_megapixels']} Mpx, about {plan['output_gb']} GB of maps "
+        f"and {plan['work_gb']} GB of composites and tile maps kept for resuming",
     ]
 
 

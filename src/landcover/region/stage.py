@@ -83,6 +83,9 @@ def run_map(p: Params, aoi: Path, year: int | None, out: Path | None = None, *, 
             model_uri: str | None = None, climate_zone: str | None = None, climate_zones_file: Path | None = None,
             zones_file: Path | None = None, dem: str | None = None, name: str | None = None, plan_only: bool = False,
             map_fn: MapFn | None = None, progress: Progress | None = None) -> MapResult:
+    import pystac
+
+    from landcover.inference.catalog import write_collection
     from landcover.inference.stage import default_model_uri, run_predict
     from landcover.mosaic.opening import open_source
     from landcover.mosaic.stage import mosaic_tiles
@@ -126,10 +129,20 @@ def run_map(p: Params, aoi: Path, year: int | None, out: Path | None = None, *, 
     cells = assemble(p, plan.cells, out / "maps", out / "eea", plan.name, zones, zones_id,
                      progress=lambda d, t, w: step("assemble", d, t, w))
     result.steps["assemble"] = {"cells": cells, "vrts": [f"eea/{s}.vrt" for s in ("landcover", "fuel", "confidence")]}
+    assets = {}
     if stat_zones is not None:
         rows = zone_statistics(plan.cells, out / "eea" / plan.name, stat_zones, p.map.block)
-        write_statistics(rows, out / STATS)
-        result.steps["statistics"] = {"file": STATS, "zones": len(stat_zones.names)}
+        write_statistics(rows, out / "eea" / STATS)
+        result.steps["statistics"] = {"file": f"eea/{STATS}", "zones": len(stat_zones.names)}
+        assets["statistics"] = pystac.Asset(f"./{STATS}", title="km² per land cover class and fuel model per zone",
+                                            media_type="text/csv", roles=["metadata"])
+    for stem in ("landcover", "fuel", "confidence"):
+        assets[f"{stem}-vrt"] = pystac.Asset(f"./{stem}.vrt", title=f"{stem} over every cell (GDAL VRT)",
+                                             media_type="application/xml", roles=["data", "overview"])
+    write_collection(out / "eea", title=f"Land cover and fuel maps of {plan.name}, {year}", description=(
+        f"Land cover (10 classes), FBFM40 fuel model and confidence of {plan.name} for {year} on the EEA "
+        "reference grid (ETRS89-LAEA, EPSG:3035, 10 m), one item per 100 km cell. Written by `landcover map`."),
+        assets=assets)
     if dem:
         from landcover.landscape.stage import run_landscape
         from landcover.landscape.writers import LAYERS, NODATA, stored_unit
