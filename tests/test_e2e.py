@@ -256,7 +256,8 @@ def test_servers_deployments_worker_pipeline_and_batch_inference(clone: Path, se
             with get_client(sync_client=True) as client:
                 deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d
                                for d in client.read_deployments(limit=50)}
-                assert {TRAINING, BATCH, CHANGE, "validate-tiles/validate-tiles", "map-region/map-region"} <= set(deployments)
+                assert {TRAINING, BATCH, CHANGE, "validate-tiles/validate-tiles",
+                        "map-region/map-region"} <= set(deployments)
                 assert all(d.work_pool_name == POOL for d in deployments.values())
 
                 training = _run_and_wait(client, TRAINING, {}, timeout=800)
