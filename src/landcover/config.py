@@ -168,6 +168,7 @@ class EvaluateParams(_Section):
     stage: ClassVar[str] = "landcover.evaluation"  # the stage package whose command.py the CLI registers
     out: Path = Path("reports/evaluation")
     metrics: Path = Path("metrics/evaluate.json")
+    points: Path | None = None  # reference points: accuracies with confidence intervals beside mIoU (assess.points)
 
 
 class PromoteParams(_Section):
@@ -429,6 +430,38 @@ class MapParams(_Section):
         return v
 
 
+class PointsParams(_Section):
+    """Where reference points keep what an assessment reads (docs/accuracy.md)."""
+
+    attribute: str | None = None  # the reference class attribute (default: the preset's, or land cover codes)
+    preset: Literal["lucas"] | None = None  # LUCAS as Eurostat publishes it (LC1 crosswalked)
+    crosswalk: dict[str, int] | None = None  # {reference value: class code 0..10}; 0 = not comparable
+    x: str | None = None  # CSV coordinate columns (default: x/lon/longitude/th_long, y/lat/latitude/th_lat)
+    y: str | None = None
+    crs: str | None = None  # of a CSV's coordinates (default EPSG:4326, or the preset's)
+    id: str | None = None  # the point id column (default point_id / id, or a running number)
+    stratum: str = "stratum"  # the stratum of a stratified sample (`landcover assess --design` writes it)
+    climate_zone: str = "climate_zone"  # breakdowns, when the points carry them
+    country: str = "country"
+    attribute_before: str | None = None  # change maps: the reference class before and after
+    attribute_after: str | None = None
+
+
+class AssessDesignParams(_Section):
+    target_se: float = Field(0.01, gt=0, lt=1)  # standard error of the overall accuracy aimed at
+    expected_users_accuracy: float | dict[int | str, float] = 0.8  # per class code, or one for all ("default")
+    min_per_stratum: int = Field(50, ge=0)  # rare classes: the good-practice guide's 50 to 100
+    seed: int = 0
+
+
+class AssessParams(_Section):
+    stage: ClassVar[str] = "landcover.assessment"  # the stage package whose command.py the CLI registers
+    out: Path = Path("reports/assessment")
+    points: PointsParams = PointsParams()
+    design: AssessDesignParams = AssessDesignParams()
+    finite_population_correction: bool = False  # off, as the published figures: maps have millions of pixels
+
+
 class LabelsParams(_Section):
     stage: ClassVar[str] = "landcover.labels"  # the stage package whose command.py the CLI registers
     attribute: str | None = None  # vector attribute holding the class value
@@ -465,6 +498,7 @@ class Params(_Section):
     mosaic: MosaicParams = MosaicParams()
     labels: LabelsParams = LabelsParams()
     map: MapParams = MapParams()
+    assess: AssessParams = AssessParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

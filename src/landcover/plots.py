@@ -25,21 +25,25 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def confusion_matrix_figure(cm: np.ndarray, path: Path, title: str = "Confusion matrix") -> Path:
-    """Row-normalised (recall) colours, raw counts in cells."""
+def confusion_matrix_figure(cm: np.ndarray, path: Path, title: str = "Confusion matrix",
+                            names: list[str] | None = None, xlabel: str = "predicted", ylabel: str = "reference",
+                            colour_label: str = "share of reference pixels") -> Path:
+    """Row-normalised colours (recall, for rows = reference), the shares in cells."""
     cm = np.asarray(cm, dtype=np.float64)
+    names = list(names or CLASS_NAMES)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    side = max(6.0, 0.6 * len(names) + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("reference")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, label="share of reference pixels")
+    fig.colorbar(im, ax=ax, label=colour_label)
     ax.set_title(title)
     return _save(fig, path)
 
