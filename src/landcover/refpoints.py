@@ -118,10 +118,11 @@ def read_points(path: Path, attribute: str | None = None, crosswalk: dict | None
     frame = _read(path, x or spec.get("x"), y or spec.get("y"), crs or spec.get("crs"))
     if frame.empty:
         raise DataContractError(f"{path}: reference points has no features")
-    column = _column(frame, attribute or spec.get("attribute"))
+    wanted = attribute or spec.get("attribute") or "reference"  # the column `landcover assess --design` writes
+    column = _column(frame, wanted)
     if column is None:
-        raise DataContractError(f"{path}: no attribute {attribute or spec.get('attribute')!r} with the reference "
-                                f"class (it has {', '.join(c for c in frame.columns if c != 'geometry')})")
+        raise DataContractError(f"{path}: no attribute {wanted!r} with the reference class (it has "
+                                f"{', '.join(c for c in frame.columns if c != 'geometry')})")
     if not frame.geometry.geom_type.eq("Point").all():
         raise DataContractError(f"{path}: reference points must be points (found "
                                 f"{', '.join(sorted(set(frame.geometry.geom_type) - {'Point'}))})")

@@ -99,7 +99,8 @@ def run_assess(p: Params, map_dir: Path, points_file: Path, out: Path | None = N
     used = found & (codes > 0) & (ref > 0)
     if not used.any():
         raise LandcoverError(f"{points_file}: no point falls on a mapped pixel of {map_dir} with a comparable "
-                             f"reference ({', '.join(f'{len(v)} {k}' for k, v in excluded.items())})")
+                             f"reference: {len(excluded['outside'])} outside the map, {len(excluded['nodata'])} on its "
+                             f"nodata, {len(excluded['not_comparable'])} not comparable")
     m, r = codes[used], ref[used]
     stratified = "stratum" in frame.columns and bool(frame["stratum"].notna().to_numpy()[used].all())
     notes = []
@@ -257,8 +258,8 @@ def run_design(p: Params, map_dir: Path, out: Path | None = None, *, target_se: 
         "stratum_name": [code_name(c, layers.kind) for c in strata], "map_x": map_x, "map_y": map_y, "map_crs": crs,
         "reference": [""] * len(drawn)}, geometry=gpd.points_from_xy(lon, lat), crs=4326)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{POINTS}.tmp"
-    frame.to_file(tmp, driver="GPKG")
+    tmp = out / f".tmp-{POINTS}"
+    frame.to_file(tmp, driver="GPKG", layer="points")
     tmp.replace(out / POINTS)
     atomic_write_json(out / DESIGN, {"map": str(map_dir), "kind": layers.kind, **design.record()})
     return out / POINTS, design
