@@ -243,3 +243,27 @@ def test_bad_input_is_refused_by_name_and_the_cli_runs(fabricated, tmp_path) -> 
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "design:" in done.stdout and (tmp_path / "cli" / "points.gpkg").is_file()
+
+
+def test_the_assess_map_flow_publishes_the_report(fabricated, prefect_harness, mlflow_store, tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from landcover.workflows.assess_map import assess_map
+
+    mapped, truth = _map_and_truth()
+    rows, cols = np.arange(0, 140, 7), np.arange(0, 300, 15)
+    lon, lat = Transformer.from_crs(3035, 4326, always_xy=True).transform(WEST + (cols + 0.5) * RES,
+                                                                          NORTH - (rows + 0.5) * RES)
+    pd.DataFrame({"lon": lon, "lat": lat, "reference": truth[rows, cols]}).to_csv(tmp_path / "p.csv", index=False)
+    summary = assess_map(str(fabricated / "eea"), str(tmp_path / "p.csv"), str(tmp_path / "out"))
+    right = (mapped[rows, cols] == truth[rows, cols]).mean()
+    assert summary["overall_accuracy"]["value"] == pytest.approx(right, abs=1e-4) and summary["run_id"]
+
+    async def artifact() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts()
+            return next(a.data for a in found if a.key == "map-accuracy")
+
+    import asyncio
+
+    assert "Overall accuracy" in asyncio.run(artifact())

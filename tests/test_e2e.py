@@ -257,7 +257,7 @@ def test_servers_deployments_worker_pipeline_and_batch_inference(clone: Path, se
                 deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d
                                for d in client.read_deployments(limit=50)}
                 assert {TRAINING, BATCH, CHANGE, "validate-tiles/validate-tiles",
-                        "map-region/map-region"} <= set(deployments)
+                        "map-region/map-region", "assess-map/assess-map"} <= set(deployments)
                 assert all(d.work_pool_name == POOL for d in deployments.values())
 
                 training = _run_and_wait(client, TRAINING, {}, timeout=800)
