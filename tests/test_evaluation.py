@@ -75,6 +75,28 @@ def _read_confusion_csv(path: Path) -> np.ndarray:
     return np.array([[int(v) for v in r[1:]] for r in rows[1:]], np.int64)
 
 
+def _points_on_test_tiles(root: Path, split: Path, path: Path) -> list[tuple[str, int, int, int]]:
+    """Reference points at pixel centres of the test tiles (their label as the reference) and one far
+    away, as a CSV of longitude and latitude: (tile key, row, column, label) of each on a tile."""
+    from pyproj import Transformer
+
+    rows, found = [], []
+    for tile in read_split(split, root, "test"):
+        with rasterio.open(tile.label_path) as lb:
+            label, transform, crs = lb.read(1), lb.transform, lb.crs
+        for r, c in ((5, 7), (40, 90), (100, 30), (200, 200), (250, 10)):
+            if r < label.shape[0] and c < label.shape[1]:
+                x, y = transform * (c + 0.5, r + 0.5)
+                lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+                rows.append({"lon": lon, "lat": lat, "reference": int(label[r, c])})
+                found.append((tile.key, r, c, int(label[r, c]) if int(label[r, c]) <= 10 else 0))
+    rows.append({"lon": -30.0, "lat": 10.0, "reference": 5})
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return found
+
+
 def test_metrics_equal_a_hand_count_of_the_written_maps(tiny_model, tiny_dataset, tiny_split, mlflow_store,
                                                         tmp_path) -> None:
     """Evaluation's confusion matrix and scores equal those counted here from the maps `landcover
@@ -85,10 +107,26 @@ def test_metrics_equal_a_hand_count_of_the_written_maps(tiny_model, tiny_dataset
     `scores_from_confusion`. Both share only the network and the sliding window (tests/test_sliding.py).
     Default inference settings (overlapping windows, no TTA); a sharpened model, so several classes
     are predicted and every score has something to get wrong."""
-    p = load_params(REPO / "params.yaml", TINY_TRAIN)
+    points = _points_on_test_tiles(tiny_dataset, tiny_split, tmp_path / "points.csv")
+    p = load_params(REPO / "params.yaml", {**TINY_TRAIN, "evaluate.points": str(tmp_path / "points.csv")})
     uri = varied_model_uri(p, tiny_model.model_uri, tmp_path)
     result = run_evaluation(p, tiny_dataset, tiny_split, uri, tmp_path / "eval", missing_seasons=False)
     assert not run_predict(p, tiny_dataset, tmp_path / "maps", uri, tiny_split, "test").failed
+    # reference points on the test tiles: the written map at each point against its label
+    right = used = 0
+    for key, row, col, label in points:
+        with rasterio.open(tmp_path / "maps" / key / "landcover.tif") as lc:
+            code = int(lc.read(1)[row, col])
+        used += code > 0 and label > 0
+        right += code > 0 and code == label
+    figures = result.metrics["points"]
+    assert figures["used"] == used and figures["outside_test_tiles"] == 1
+    assert figures["overall_accuracy"]["value"] == pytest.approx(right / used, abs=5.1e-5)
+    assert figures["overall_accuracy"]["se"] == pytest.approx(np.sqrt(right / used * (1 - right / used) / (used - 1)),
+                                                              abs=5.1e-5)
+    from landcover.promotion.model_card import _points
+
+    assert f"{right / used:.3f}" in "\n".join(_points(result.metrics))
     cm = np.zeros((10, 10), np.int64)
     for tile in read_split(tiny_split, tiny_dataset, "test"):
         with rasterio.open(tmp_path / "maps" / tile.city_id / tile.tile_id / "landcover.tif") as lc:

@@ -153,3 +153,10 @@ def read_points(path: Path, attribute: str | None = None, crosswalk: dict | None
             columns[name] = frame[found].to_numpy()
     out = gpd.GeoDataFrame(columns, geometry=frame.geometry.to_numpy(), crs=frame.crs).to_crs(4326)
     return ReferencePoints(out, path, unmapped)
+
+
+def points_from_params(pp, path: Path, attribute: str | None = None, preset: str | None = None) -> ReferencePoints:
+    """`read_points` with the settings of params `assess.points` (a `PointsParams`)."""
+    return read_points(path, attribute or pp.attribute, crosswalk=pp.crosswalk, preset=preset or pp.preset, x=pp.x,
+                       y=pp.y, crs=pp.crs, id_column=pp.id,
+                       extra={"stratum": pp.stratum, "climate_zone": pp.climate_zone, "country": pp.country})

@@ -28,7 +28,7 @@ from landcover.classes import CLASSES
 from landcover.config import Params
 from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, atomic_write_text, read_json_record
-from landcover.refpoints import ReferencePoints, read_points
+from landcover.refpoints import ReferencePoints, points_from_params
 from landcover.transitions import BASE
 
 REPORT, ACCURACY, CONFUSION, SUMMARY, FIGURE = ("assessment.json", "accuracy.csv", "confusion.csv",
@@ -57,17 +57,15 @@ def load_points(p: Params, points: Path, kind: str = "landcover", attribute: str
     """The reference points with `reference` codes; for a change map, `from x 16 + to` codes from the
     before and after attributes."""
     pp = p.assess.points
-    kwargs = dict(crosswalk=pp.crosswalk, preset=preset or pp.preset, x=pp.x, y=pp.y, crs=pp.crs, id_column=pp.id,
-                  extra={"stratum": pp.stratum, "climate_zone": pp.climate_zone, "country": pp.country})
     if kind != "transition":
-        return read_points(points, attribute or pp.attribute, **kwargs)
+        return points_from_params(pp, points, attribute, preset)
     before_attr, after_attr = (attribute.split(",") if attribute and "," in attribute
                                else (pp.attribute_before, pp.attribute_after))
     if not before_attr or not after_attr:
         raise LandcoverError(f"{points}: a change map needs the reference class before and after "
                              "(--attribute BEFORE,AFTER or assess.points.attribute_before / attribute_after)")
-    before = read_points(points, before_attr, **kwargs)
-    after = read_points(points, after_attr, **kwargs)
+    before = points_from_params(pp, points, before_attr, preset)
+    after = points_from_params(pp, points, after_attr, preset)
     b, a = before.codes, after.codes
     before.frame["reference"] = np.where((b > 0) & (a > 0), b * BASE + a, 0)
     before.frame["value"] = before.frame["value"] + " -> " + after.frame["value"]

@@ -87,6 +87,51 @@ def tile_confusion(predictor: SlidingPredictor, tile: TileRef, drop: str | tuple
     return cm
 
 
+class PointSampler:
+    """Reference points on the test tiles (`evaluate.points`, read as `assess.points` says): the
+    predicted class at each point, then the accuracies with 95 % intervals of a simple random sample
+    (the points on the test tiles are not a design over a map, so no areas are estimated)."""
+
+    def __init__(self, p: Params, path: Path) -> None:
+        from landcover.refpoints import points_from_params
+
+        self.path = Path(path)
+        self.points = points_from_params(p.assess.points, self.path)
+        geometry = self.points.frame.geometry
+        self.lon, self.lat = geometry.x.to_numpy(), geometry.y.to_numpy()
+        self.predicted = np.zeros(len(self.lon), np.int64)
+        self.seen = np.zeros(len(self.lon), bool)
+
+    def sample(self, tile: TileRef, classes: np.ndarray) -> None:
+        import rasterio
+        from pyproj import Transformer
+
+        with rasterio.open(tile.season_path(SEASONS[0])) as src:
+            crs, transform = src.crs, src.transform
+        x, y = Transformer.from_crs(4326, crs, always_xy=True).transform(self.lon, self.lat)
+        cols, rows = ~transform * (np.asarray(x), np.asarray(y))
+        cols, rows = np.floor(cols).astype(np.int64), np.floor(rows).astype(np.int64)
+        inside = (~self.seen & (rows >= 0) & (rows < classes.shape[0]) & (cols >= 0) & (cols < classes.shape[1]))
+        self.predicted[inside] = classes[rows[inside], cols[inside]]
+        self.seen |= inside
+
+    def figures(self) -> dict:
+        from landcover.accuracy import assess
+
+        ref = self.points.codes
+        used = self.seen & (self.predicted > 0) & (ref > 0)
+        out = {"file": str(self.path), "points": int(len(ref)), "used": int(used.sum()),
+               "outside_test_tiles": int((~self.seen).sum()), "nodata": int((self.seen & (self.predicted == 0)).sum()),
+               "not_comparable": int((self.seen & (self.predicted > 0) & (ref == 0)).sum())}
+        if not used.any():
+            return out
+        a = assess(self.predicted[used], ref[used], classes=list(range(1, NUM_CLASSES + 1)))
+        out["overall_accuracy"] = a.overall.as_dict()
+        out["users_accuracy"] = {CLASS_NAMES[c - 1]: a.users[c].as_dict() for c in a.classes}
+        out["producers_accuracy"] = {CLASS_NAMES[c - 1]: a.producers[c].as_dict() for c in a.classes}
+        return out
+
+
 def _named(values: list[float]) -> dict[str, float]:
     return {n: round(float(v), 4) for n, v in zip(CLASS_NAMES, values, strict=True)}
 
@@ -112,11 +157,14 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
     by_zone: dict[str, np.ndarray] = defaultdict(lambda: np.zeros_like(total))
     samples: list[tuple[int, int]] = []
     quicklooks = out_dir / QUICKLOOKS
+    points = PointSampler(p, p.evaluate.points) if p.evaluate.points else None
     for k, tile in enumerate(tiles, start=1):
-        maps: dict[str, np.ndarray] | None = {} if k <= QUICKLOOK_TILES else None
+        maps: dict[str, np.ndarray] | None = {} if k <= QUICKLOOK_TILES or points else None
         cm = tile_confusion(predictor, tile, None, samples, calibration, maps)
-        if maps:
+        if maps and k <= QUICKLOOK_TILES:
             tile_quicklook(tile, maps, quicklooks / f"{tile.city_id}_{tile.tile_id}.png")
+        if points:
+            points.sample(tile, maps["land cover"])
         total += cm
         by_city[tile.city_id] += cm
         zone = cities[tile.city_id].climate_zone if tile.city_id in cities else "unknown"
@@ -154,6 +202,8 @@ def run_evaluation(p: Params, data_root: Path, split_file: Path, model_uri: str,
         "model_uri": ref.resolved_uri, "run_id": ref.run_id,
         "split_hash": file_hash(split_file), "data_version": data_version_of(data_root),
     }
+    if points:
+        metrics["points"] = points.figures()
     _write_outputs(out_dir, metrics, total, samples, {"calibrated": calibration, "uncalibrated": uncalibrated})
     if metrics_path:
         atomic_write_json(Path(metrics_path), metrics)
@@ -199,6 +249,10 @@ def _log(run_id: str, metrics: dict, out_dir: Path) -> None:
         flat.update({f"test_miou_zone_{k}": v for k, v in metrics["per_zone"].items()})
         flat.update({f"test_miou_without_{k}": v for k, v in metrics["missing_season"].items()})
         flat.update({"test_ece": metrics["ece"], "test_ece_uncalibrated": metrics["ece_uncalibrated"]})
+        if (metrics.get("points") or {}).get("overall_accuracy"):
+            flat["test_points_overall_accuracy"] = metrics["points"]["overall_accuracy"]["value"]
+            flat["test_points_overall_accuracy_ci95"] = metrics["points"]["overall_accuracy"]["ci95"]
+            flat["test_points_used"] = metrics["points"]["used"]
         mlflow.log_metrics(flat)
         for name in ("confusion_matrix.png", "per_class_iou.png", "reliability.png", "metrics.json",
                      "confusion_matrix.csv"):

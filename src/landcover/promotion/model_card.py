@@ -87,6 +87,23 @@ def _geography(m: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _points(m: Mapping[str, Any]) -> list[str]:
+    pts = m.get("points") or {}
+    if not pts.get("overall_accuracy"):
+        return []
+    o = pts["overall_accuracy"]
+
+    def pm(e: Mapping[str, Any]) -> str:
+        return "n/a" if e.get("value") is None else f"{e['value']:.3f} ± {e['ci95']:.3f}"
+
+    rows = [(name, pm(u), pm(pts["producers_accuracy"].get(name, {}))) for name, u in pts["users_accuracy"].items()]
+    return ["## Reference points", "",
+            f"Overall accuracy **{pm(o)}** (95 % interval) at {pts['used']} reference points on the test tiles "
+            f"(`{pts['file']}`; {pts['outside_test_tiles']} elsewhere, {pts['not_comparable']} not comparable), "
+            "as a simple random sample; `landcover assess` gives design-based figures and areas for a whole map.", "",
+            *_table(("class", "user's accuracy", "producer's accuracy"), rows, numeric=False)]
+
+
 def _seasons(m: Mapping[str, Any]) -> list[str]:
     seasons = m.get("missing_season") or {}
     if not seasons:
@@ -158,7 +175,7 @@ def build_model_card(name: str, version: str, metrics: Mapping[str, Any], decisi
              ("Quicklooks of test tiles (summer composite, reference, prediction, confidence): the source "
               "run's artifacts, `evaluation/quicklooks/`.")]
     sections = [title, _decision(decision, alias, gates, champion), _metrics(metrics, champion),
-                _per_class(metrics, champion, gates.min_class_iou), _data(metrics, lineage),
+                _per_class(metrics, champion, gates.min_class_iou), _points(metrics), _data(metrics, lineage),
                 _geography(metrics), _seasons(metrics), _limits(metrics, lineage)]
     sections = [s for s in sections if s]
     while True:
