@@ -72,7 +72,8 @@ def test_a_listed_stage_that_does_not_import_stops_the_cli(monkeypatch) -> None:
     monkeypatch.undo()
     commands = cli.build_parser()._subparsers._group_actions[0].choices
     assert set(commands) == {"synth", "validate", "split", "pack", "train", "evaluate", "promote", "predict",
-                             "landscape", "areas", "change", "mosaic", "labels", "map", "assess"} == set(stage_packages())
+                             "landscape", "areas", "change", "mosaic", "labels", "map", "assess",
+                             "view"} == set(stage_packages())
 
 
 # --------------------------------------------------------------------------- DVC deps from the code

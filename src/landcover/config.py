@@ -430,6 +430,12 @@ class MapParams(_Section):
         return v
 
 
+class ViewParams(_Section):
+    stage: ClassVar[str] = "landcover.viewer"  # the stage package whose command.py the CLI registers
+    host: str = "127.0.0.1"  # local only: the viewer has no authentication
+    port: int = Field(8765, ge=1, le=65535)
+
+
 class PointsParams(_Section):
     """Where reference points keep what an assessment reads (docs/accuracy.md)."""
 
@@ -499,6 +505,7 @@ class Params(_Section):
     labels: LabelsParams = LabelsParams()
     map: MapParams = MapParams()
     assess: AssessParams = AssessParams()
+    view: ViewParams = ViewParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -14,6 +14,8 @@ from landcover.classes import CLASSES
 BASE = 16
 NO_CHANGE, CHANGED, UNCERTAIN = 1, 2, 3  # change mask values; 0 = nodata in either map
 MASK_NAMES = {NO_CHANGE: "no change", CHANGED: "change", UNCERTAIN: "class differs, below the confidence threshold"}
+MASK_COLOURS = {0: (0, 0, 0, 0), NO_CHANGE: (225, 225, 225, 255), CHANGED: (215, 25, 28, 255),
+                UNCERTAIN: (253, 174, 97, 255)}
 N = len(CLASSES) + 1  # matrix rows/columns indexed by class code (0 unused)
 
 

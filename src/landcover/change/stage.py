@@ -33,6 +33,7 @@ from landcover.maps.styles import write_styles
 from landcover.maps.vrt import vrt_xml
 from landcover.parallel import one_line
 from landcover.transitions import (
+    MASK_COLOURS,
     MASK_NAMES,
     change_mask,
     pixel_matrix,
@@ -41,7 +42,6 @@ from landcover.transitions import (
     transition_names,
 )
 
-MASK_COLOURS = {0: (0, 0, 0, 0), 1: (225, 225, 225, 255), 2: (215, 25, 28, 255), 3: (253, 174, 97, 255)}
 SUMMARY = "change.json"
 
 

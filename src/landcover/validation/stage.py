@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ from landcover.errors import LandcoverError
 from landcover.io_utils import atomic_write_json, atomic_write_text
 from landcover.parallel import MapFn, thread_map
 from landcover.validation.metadata import bad_entry_row, columns, tile_row
+from landcover.validation.offline import make_offline
 from landcover.validation.suite import REASONS, Failure, failures_by_tile, run_checkpoint
 
 REPORT_CSV = "report.csv"
@@ -47,6 +49,7 @@ QUARANTINE = "quarantine.csv"
 SUMMARY = "summary.json"
 METADATA = "metadata.csv"
 DATA_DOCS = "data_docs"
+log = logging.getLogger(__name__)
 
 PASSED, QUARANTINED = "passed", "quarantined"
 
@@ -227,6 +230,8 @@ def summarise_validation(
     try:
         result = run_checkpoint(table, list(plan.cities), v, docs_tmp, seasons)
         failures = failures_by_tile(result)
+        for url in make_offline(docs_tmp):  # the pages open on a machine without internet
+            log.warning("Data Docs: no vendored copy of %s; that page needs internet for it", url)
         _replace_dir(docs_tmp, out_dir / DATA_DOCS)
     finally:
         shutil.rmtree(docs_tmp, ignore_errors=True)
