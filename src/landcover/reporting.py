@@ -92,6 +92,7 @@ def inference_markdown(summary_path: Path) -> str:
         + (f"\nFire-model landscapes (`landscape.lcp`, `elmfire/`): {ls['tiles_written']} written, "
            f"{ls['tiles_skipped']} up to date, {ls['tiles_failed']} failed.\n" if (ls := s.get("landscape")) else "")
         + (f"\nFailed tiles:\n{failed}\n" if failed else "")
+        + f"\nLook at the maps in a browser: `landcover view {summary_path.parent}`\n"
     )
 
 

@@ -173,7 +173,9 @@ def build_model_card(name: str, version: str, metrics: Mapping[str, Any], decisi
              "(10 bands x 4 seasons, 10 m). `mlflow.pyfunc.load_model(uri).predict(x)` takes "
              "(N, 40, H, W) reflectance x 10000 and returns (N, 10, H, W) class probabilities."), "",
              ("Quicklooks of test tiles (summer composite, reference, prediction, confidence): the source "
-              "run's artifacts, `evaluation/quicklooks/`.")]
+              "run's artifacts, `evaluation/quicklooks/`. The maps it makes open in a browser with "
+              f"`landcover view <output folder>` (e.g. `landcover predict --model models:/{name}/{version} --input "
+              "data --out outputs/batch`, then `landcover view outputs/batch`).")]
     sections = [title, _decision(decision, alias, gates, champion), _metrics(metrics, champion),
                 _per_class(metrics, champion, gates.min_class_iou), _points(metrics), _data(metrics, lineage),
                 _geography(metrics), _seasons(metrics), _limits(metrics, lineage)]

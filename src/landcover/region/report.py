@@ -46,7 +46,8 @@ def summary_markdown(result: Any) -> str:
         f"{predict.get('tiles_failed', 0)} |",
         f"| assemble (cells) | {sum(v == 'written' for v in cells.values())} | "
         f"{sum(v == 'skipped' for v in cells.values())} | {sum(k.startswith('assemble') for k in s['failed'])} |",
-        "", f"Maps: `{s['out']}/eea/landcover.vrt`, `fuel.vrt`, `confidence.vrt` (EPSG:3035, 10 m).",
+        "", f"Maps: `{s['out']}/eea/landcover.vrt`, `fuel.vrt`, `confidence.vrt` (EPSG:3035, 10 m); in a "
+        f"browser: `landcover view {s['out']}/eea`.",
     ]
     if "statistics" in s:
         lines.append(f"km² per class and fuel model per zone: `{s['out']}/{s['statistics']['file']}`.")

@@ -2,7 +2,7 @@
 // Tiles and legends come from this server; nothing from the internet.
 "use strict";
 
-const state = { sets: [], maps: [], overlays: [], bases: [], layer: null, loaded: 0 };
+const state = { sets: [], maps: [], overlays: [], bases: [], layer: null, loaded: 0, pending: 0 };
 window.viewer = state;  // for the browser tests: state.loaded counts tile loads, state.lastQuery the last click
 
 function el(tag, attrs = {}, text) {
@@ -15,8 +15,12 @@ function el(tag, attrs = {}, text) {
 function legendFor(layer) {
   const box = document.getElementById("legend");
   box.innerHTML = "";
-  const set = state.sets[0];
-  const info = set.layers.find(l => l.key === layer);
+  // one legend for every map shown: the categories of all of them
+  const found = state.sets.map(s => s.layers.find(l => l.key === layer)).filter(Boolean);
+  const info = found.length ? { ...found[0], legend: [] } : null;
+  const seen = new Set();
+  found.forEach(l => l.legend.forEach(item => { if (!seen.has(item.code)) { seen.add(item.code); info.legend.push(item); } }));
+  if (info && !info.ramp) info.legend.sort((a, b) => a.code - b.code);
   box.appendChild(el("h3", {}, info ? info.title : layer));
   if (info && info.ramp) {
     const stops = info.legend.map(s => s.colour).join(", ");
@@ -45,7 +49,10 @@ function showLayer(layer) {
     const has = state.sets[k].layers.some(l => l.key === layer);
     state.overlays[k] = has ? L.tileLayer(`/tiles/${k}/${layer}/{z}/{x}/{y}.png`, {
       maxZoom: 19, maxNativeZoom: 18, opacity: document.getElementById("opacity").value / 100,
-    }).on("tileload", () => { state.loaded += 1; }).addTo(state.maps[k]) : null;
+    }).on("tileload", () => { state.loaded += 1; })
+      .on("loading", () => { state.pending += 1; })
+      .on("load", () => { state.pending = Math.max(0, state.pending - 1); })
+      .addTo(state.maps[k]) : null;
   });
   legendFor(layer);
 }
@@ -90,7 +97,7 @@ async function start() {
     const div = el("div", { class: "map", id: `map${k}` });
     pane.appendChild(div);
     container.appendChild(pane);
-    const map = L.map(div, { zoomSnap: 0.25 });
+    const map = L.map(div, { zoomSnap: 1 });
     const [w, s, e, n] = set.bounds;
     map.fitBounds([[s, w], [n, e]]);
     if (info.base) {
@@ -100,7 +107,10 @@ async function start() {
     state.maps.push(map);
     state.overlays.push(null);
   });
-  if (info.sets.length > 1) sync(state.maps);
+  if (info.sets.length > 1) {  // one view for all: the first map's, then they move together
+    state.maps.slice(1).forEach(m => m.setView(state.maps[0].getCenter(), state.maps[0].getZoom(), { animate: false }));
+    sync(state.maps);
+  }
   const keys = [...new Set(info.sets.flatMap(s => s.layers.map(l => l.key)))];
   const select = document.getElementById("layer");
   keys.forEach(key => select.appendChild(el("option", { value: key }, info.sets[0].layers.concat(info.sets.flatMap(s => s.layers)).find(l => l.key === key).title)));
