@@ -108,7 +108,11 @@ class TrainParams(_Section):
     input: Literal["store", "geotiff"] = "store"  # the packed store (pack.out) or the tiles themselves
     arch: str = "Unet"
     encoder: str = "resnet18"
+    # None (random) | imagenet | a torchgeo weights name (ResNet18_Weights.SENTINEL2_ALL_MOCO, ...) | a state
+    # dict's file or URL (docs/training.md, "Pretrained encoders")
     encoder_weights: str | None = None
+    freeze_encoder_epochs: int = Field(0, ge=0)  # the encoder frozen for the first N epochs (the head learns first)
+    encoder_lr_multiplier: float = Field(1.0, gt=0, le=1)  # the encoder's learning rate: lr x this
     encoder_depth: int = Field(4, ge=3, le=5)
     crop_size: int = Field(64, ge=16)
     crops_per_tile: int = Field(16, ge=1)

@@ -3,13 +3,11 @@ stack (early fusion), or `SeasonAwareUnet` (one encoder per season, temporal att
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from landcover.bands import NUM_BANDS, NUM_CHANNELS
+from landcover.bands import NUM_CHANNELS
 from landcover.classes import NUM_CLASSES
 from landcover.errors import LandcoverError
 
@@ -26,30 +24,30 @@ def check_arch_and_encoder(arch: str, encoder: str) -> None:
             f"params train.encoder: unknown encoder {encoder!r} (see smp.encoders.get_encoder_names())")
 
 
-def build_network(arch: str, encoder: str, encoder_depth: int = 5, encoder_weights: str | None = None) -> nn.Module:
-    """Create the network; `encoder_weights` may be a local file of ImageNet (3-channel) weights,
-    adapted to 40 channels the way SMP adapts its own pretrained weights."""
+def build_network(arch: str, encoder: str, encoder_depth: int = 5, encoder_weights: str | None = None,
+                  weights=None) -> nn.Module:
+    """Create the network. `encoder_weights`: None (random), `imagenet` (SMP widens its 3 channels), a
+    torchgeo weights name, or a state dict's file or URL (`model/pretrained.py` maps its bands onto
+    ours). `weights` (an `EncoderWeights` already resolved) saves resolving them twice."""
     check_arch_and_encoder(arch, encoder)
+    imagenet = encoder_weights == "imagenet"
     if arch == SEASON_AWARE:
         from landcover.model.season_aware import SeasonAwareUnet
 
-        if encoder_weights is None:
-            return SeasonAwareUnet(encoder, encoder_depth)
-        model = SeasonAwareUnet(encoder, encoder_depth, encoder_channels=3)  # ImageNet weights, widened
-        _load_encoder_weights(model.encoder, encoder_weights, encoder, NUM_BANDS)
-        return model
-    kwargs: dict = {}
-    if arch in {"Unet", "UnetPlusPlus", "MAnet"}:
-        kwargs["encoder_depth"] = encoder_depth
-        kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[5 - encoder_depth :]
-    elif arch in {"FPN", "DeepLabV3Plus", "Linknet", "PAN", "PSPNet"}:
-        kwargs["encoder_depth"] = 5 if arch in {"DeepLabV3Plus", "PAN"} else max(encoder_depth, 3)
-    if encoder_weights is None:
-        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None,
-                                in_channels=NUM_CHANNELS, classes=NUM_CLASSES, **kwargs)
-    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=3,
-                             classes=NUM_CLASSES, **kwargs)
-    _load_encoder_weights(model.encoder, encoder_weights, encoder, NUM_CHANNELS)
+        model = SeasonAwareUnet(encoder, encoder_depth, imagenet=imagenet)
+    else:
+        kwargs: dict = {}
+        if arch in {"Unet", "UnetPlusPlus", "MAnet"}:
+            kwargs["encoder_depth"] = encoder_depth
+            kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[5 - encoder_depth :]
+        elif arch in {"FPN", "DeepLabV3Plus", "Linknet", "PAN", "PSPNet"}:
+            kwargs["encoder_depth"] = 5 if arch in {"DeepLabV3Plus", "PAN"} else max(encoder_depth, 3)
+        model = smp.create_model(arch, encoder_name=encoder, encoder_weights="imagenet" if imagenet else None,
+                                 in_channels=NUM_CHANNELS, classes=NUM_CLASSES, **kwargs)
+    if encoder_weights and not imagenet:
+        from landcover.model.pretrained import load_into, resolve
+
+        load_into(model.encoder, weights or resolve(encoder_weights), early_fusion=arch != SEASON_AWARE)
     return model
 
 
@@ -71,19 +69,3 @@ def freeze_unused(network: nn.Module, size: int = 64) -> list[str]:
     network.zero_grad(set_to_none=True)
     network.train(was_training)
     return unused
-
-
-def _load_encoder_weights(module: nn.Module, weights: str, encoder: str, channels: int) -> None:
-    """3-channel ImageNet weights from a local file into a 3-channel encoder, then its first
-    convolution widened to `channels` the way SMP adapts its own pretrained weights."""
-    from segmentation_models_pytorch.encoders._utils import patch_first_conv
-
-    path = Path(weights)
-    if not path.is_file():
-        raise LandcoverError(f"params train.encoder_weights: file {path} not found (no downloads here)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    expected = set(module.state_dict())
-    if len(expected - set(state)) > len(expected) // 2:
-        raise LandcoverError(f"{path}: weights do not match encoder {encoder!r}")
-    module.load_state_dict(state, strict=False)  # SMP's encoders drop the classifier keys and return None
-    patch_first_conv(module, new_in_channels=channels, pretrained=True)

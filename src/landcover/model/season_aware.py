@@ -61,11 +61,11 @@ class TemporalAttention(nn.Module):
 class SeasonAwareUnet(nn.Module):
     """Input (B, 40, H, W) season-major normalised bands, output (B, 10, H, W) class logits."""
 
-    def __init__(self, encoder: str = "resnet18", encoder_depth: int = 4, encoder_channels: int = NUM_BANDS) -> None:
+    def __init__(self, encoder: str = "resnet18", encoder_depth: int = 4, imagenet: bool = False) -> None:
         super().__init__()
-        # encoder_channels 3 only while ImageNet weights are loaded (network.build_network widens it)
-        self.encoder = smp.encoders.get_encoder(encoder, in_channels=encoder_channels, depth=encoder_depth,
-                                                weights=None)
+        # one encoder for every season: pretrained weights (model/pretrained.py) fit all four at once
+        self.encoder = smp.encoders.get_encoder(encoder, in_channels=NUM_BANDS, depth=encoder_depth,
+                                                weights="imagenet" if imagenet else None)
         channels = self.encoder.out_channels
         self.fusion = nn.ModuleList(TemporalAttention(c) for c in channels[1:])
         decoder_channels = (256, 128, 64, 32, 16)[5 - encoder_depth:]

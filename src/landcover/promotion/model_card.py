@@ -42,6 +42,7 @@ def _data(m: Mapping[str, Any], lineage: Mapping[str, str]) -> list[str]:
         ("training run", f"`{lineage.get('run_id', 'n/a')}`"),
         ("git commit", f"`{lineage.get('git_commit', 'n/a')}`"),
         ("train params hash", f"`{lineage.get('params_hash', 'n/a')}`"),
+        ("encoder weights", f"{lineage.get('encoder_weights', 'n/a')}; {lineage.get('fine_tuning', 'n/a')}"),
         ("model", f"`{m.get('model_uri', 'n/a')}`"),
     ]
     return ["## Data", "", *_table(("item", "value"), rows, numeric=False)]

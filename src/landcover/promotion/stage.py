@@ -146,7 +146,9 @@ def run_promote(p: Params, candidate_run_json: Path | None = None, metrics_path:
     run_tags = _run_tags(client, cand.run_id)
     lineage = {"run_id": cand.run_id, "git_commit": run_tags.get("git_commit", "unknown"),
                "params_hash": run_tags.get("params_hash", "unknown"),
-               "train_split_hash": run_tags.get("split_hash", "unknown")}
+               "train_split_hash": run_tags.get("split_hash", "unknown"),
+               "encoder_weights": run_tags.get("encoder_weights", "random"),
+               "fine_tuning": run_tags.get("fine_tuning", "n/a")}
 
     mv, created = reg.register_version(client, name, cand.run_id, cand.model_uri)
     version = str(mv.version)

@@ -162,9 +162,18 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
     if zero:  # fail fast before any work; other ranks never talk to MLflow (two creating one SQLite store race)
         connect(p.tracking_uri(), p.mlflow.experiment)
 
+    weights = None  # pretrained encoder weights: resolved (downloaded or found in the cache) before any work
+    if t.encoder_weights and t.encoder_weights != "imagenet":
+        from landcover.model.pretrained import resolve
+
+        weights = resolve(t.encoder_weights)
     pl.seed_everything(t.seed, workers=True)
     data = training_data(p, data_root, split_file, store)
     norm = data.norm
+    if weights is not None:  # pixels reach the encoder as its weights were trained to see them
+        from landcover.model.pretrained import channel_norm
+
+        norm = NormStats(*channel_norm(weights, norm.mean, norm.std))
     out_dir.mkdir(parents=True, exist_ok=True)
     if zero:
         norm.save(out_dir / "norm_stats.json")
@@ -198,6 +207,8 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
             "git_commit": git_commit(), "data_version": data.data_version,
             "split_hash": file_hash(split_file), "params_hash": params_hash(t.model_dump(mode="json")),
             "training_input": data.source,
+            "encoder_weights": weights.source if weights is not None else (t.encoder_weights or "random"),
+            "fine_tuning": f"encoder frozen {t.freeze_encoder_epochs} epochs, lr x {t.encoder_lr_multiplier}",
         }
         for k, v in lineage.items():
             client.set_tag(run_id, k, v)
@@ -207,7 +218,9 @@ def run_train(p: Params, data_root: Path, split_file: Path, out_dir: Path | None
 
     task = SegmentationTask(t.arch, t.encoder, t.encoder_depth, t.encoder_weights, t.lr, t.weight_decay,
                             t.dice_weight, list(t.class_weights) if t.class_weights else None, t.epochs,
-                            norm_mean=norm.mean.tolist(), norm_std=norm.std.tolist())
+                            norm_mean=norm.mean.tolist(), norm_std=norm.std.tolist(),
+                            freeze_encoder_epochs=t.freeze_encoder_epochs,
+                            encoder_lr_multiplier=t.encoder_lr_multiplier, weights=weights)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_miou", mode="max")
     curves = CurvesCSV(curves_path if not fast_dev_run else ckpt_dir / "curves.csv")
     trainer = pl.Trainer(

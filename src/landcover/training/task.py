@@ -35,11 +35,14 @@ class SegmentationTask(pl.LightningModule):
     def __init__(self, arch: str = "Unet", encoder: str = "resnet18", encoder_depth: int = 4,
                  encoder_weights: str | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
                  dice_weight: float = 0.5, class_weights: list[float] | None = None,
-                 epochs: int = 10, norm_mean: list[float] | None = None, norm_std: list[float] | None = None) -> None:
+                 epochs: int = 10, norm_mean: list[float] | None = None, norm_std: list[float] | None = None,
+                 freeze_encoder_epochs: int = 0, encoder_lr_multiplier: float = 1.0, weights=None) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.network = build_network(arch, encoder, encoder_depth, encoder_weights)
+        self.save_hyperparameters(ignore=["weights"])
+        self.network = build_network(arch, encoder, encoder_depth, encoder_weights, weights)
         self.frozen = freeze_unused(self.network)  # DDP needs every trained parameter used
+        # the fine-tuning recipe: these encoder parameters are frozen for the first epochs, then trained
+        self.encoder_trainable = [p for p in self.network.encoder.parameters() if p.requires_grad]
         # the loader ships raw uint16 crops; normalisation happens here, on the training device
         self.register_buffer("norm_mean", torch.tensor(norm_mean or [0.0] * 40, dtype=torch.float32), persistent=False)
         self.register_buffer("norm_std", torch.tensor(norm_std or [1.0] * 40, dtype=torch.float32), persistent=False)
@@ -103,8 +106,24 @@ class SegmentationTask(pl.LightningModule):
                     self.log(f"{prefix}{name}_{CLASS_NAMES[i].replace(' ', '_')}", v, sync_dist=True)
         collection.reset()
 
+    def encoder_frozen(self, epoch: int) -> bool:
+        return epoch < self.hparams.freeze_encoder_epochs
+
+    def on_train_epoch_start(self) -> None:
+        """Freeze the encoder (weights and BatchNorm statistics) while the recipe says so, then unfreeze."""
+        frozen = self.encoder_frozen(self.current_epoch)
+        for p in self.encoder_trainable:
+            p.requires_grad_(not frozen)
+        self.network.encoder.train(not frozen)
+
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        """AdamW with two parameter groups: the encoder at `lr x encoder_lr_multiplier` (pretrained
+        features are moved less than the decoder learns), the rest at `lr`; one-cycle schedule."""
+        lr, mult = self.hparams.lr, self.hparams.encoder_lr_multiplier
+        encoder_ids = {id(p) for p in self.network.encoder.parameters()}
+        groups = [{"params": [p for p in self.parameters() if id(p) in encoder_ids], "lr": lr * mult},
+                  {"params": [p for p in self.parameters() if id(p) not in encoder_ids], "lr": lr}]
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=self.hparams.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.2)
+            opt, max_lr=[lr * mult, lr], total_steps=self.trainer.estimated_stepping_batches, pct_start=0.2)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
