@@ -8,12 +8,16 @@ city, each as a DVC stage) with a local Prefect server, and says where everythin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from landcover.config import load_params
+# a loaded 2-core machine can take longer than Prefect's default 20 s to start its temporary server
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from landcover.config import load_params  # noqa: E402
 from landcover.synth.stage import run_synth
 
 
