@@ -5,7 +5,7 @@ them and its encoder's state dict saved (our bands, our order: no metadata file 
 half has few labelled tiles: the model is fine-tuned from that encoder (`train.encoder_weights`, the
 recipe's frozen first epoch and lower encoder rate) and, at the same small budget, from random
 weights; both are evaluated on that half's test tiles. Three seeds per arm; mean and spread of the
-test mIoU, with the MLflow run ids, go to `transfer.json` and the terminal.
+test mIoU, with the MLflow run ids, go to `transfer-<budget>.json` and the terminal.
 
     python benchmarks/transfer.py [--out DIR] [--seeds 0 1 2]
 """
@@ -69,19 +69,23 @@ def main() -> None:
     # pretraining stand-in: supervised on the first half (one city for validation)
     pre_rows = [(c, t, "val" if c == pre[-1] else "train") for c in pre for t in by_city[c]]
     start = time.perf_counter()
-    pretrained = run_train(load_params(REPO / "params.yaml", {**base, "train.epochs": args.pretrain_epochs}), data,
-                           _split(out / "split_pre.csv", pre_rows), out / "pretrain")
-    bundle: ModelBundle = load_bundle(pretrained.model_uri)[0]
-    encoder_file = out / "encoder.pt"
-    torch.save(bundle.network.encoder.state_dict(), encoder_file)
-    pre_seconds = time.perf_counter() - start
+    encoder_file, record = out / "encoder.pt", out / "pretrain.json"
+    if not (encoder_file.is_file() and record.is_file()):  # pretrained once; later budgets reuse it
+        pretrained = run_train(load_params(REPO / "params.yaml", {**base, "train.epochs": args.pretrain_epochs}),
+                               data, _split(out / "split_pre.csv", pre_rows), out / "pretrain")
+        bundle: ModelBundle = load_bundle(pretrained.model_uri)[0]
+        torch.save(bundle.network.encoder.state_dict(), encoder_file)
+        record.write_text(json.dumps({"run_id": pretrained.run_id, "seconds": round(time.perf_counter() - start, 1),
+                                      "epochs": args.pretrain_epochs}))
+    pre_record = json.loads(record.read_text())
 
     # the other half: a few labelled tiles to train on, one city to validate, the rest to test
     labelled = [(fine[0], t) for t in by_city[fine[0]]] + [(fine[1], t) for t in by_city[fine[1]]]
     labelled = labelled[: args.labelled_tiles]
     rows = [(c, t, "train") for c, t in labelled] + [(fine[2], t, "val") for t in by_city[fine[2]]]
     rows += [(c, t, "test") for c in fine[3:] for t in by_city[c]]
-    split = _split(out / "split_fine.csv", rows)
+    tag = f"{args.finetune_epochs}ep-{len(labelled)}tiles"
+    split = _split(out / f"split_fine-{tag}.csv", rows)
 
     arms = {"random": {"train.encoder_weights": None},
             "pretrained": {"train.encoder_weights": str(encoder_file), "train.freeze_encoder_epochs": 1,
@@ -92,8 +96,8 @@ def main() -> None:
             q = load_params(REPO / "params.yaml", {**base, **settings, "train.seed": seed,
                                                    "train.epochs": args.finetune_epochs})
             t0 = time.perf_counter()
-            trained = run_train(q, data, split, out / f"{arm}-{seed}")
-            evaluated = run_evaluation(q, data, split, trained.model_uri, out / f"eval-{arm}-{seed}",
+            trained = run_train(q, data, split, out / f"{tag}-{arm}-{seed}")
+            evaluated = run_evaluation(q, data, split, trained.model_uri, out / f"eval-{tag}-{arm}-{seed}",
                                        missing_seasons=False)
             results[arm].append({"seed": seed, "test_miou": evaluated.metrics["miou"], "run_id": trained.run_id,
                                  "seconds": round(time.perf_counter() - t0, 1)})
@@ -102,11 +106,11 @@ def main() -> None:
                      "stdev": round(statistics.stdev(r["test_miou"] for r in runs), 4) if len(runs) > 1 else 0.0,
                      "runs": runs} for arm, runs in results.items()}
     report = {"cities": {"pretrain": pre, "finetune": fine}, "labelled_tiles": len(labelled),
-              "test_tiles": sum(1 for r in rows if r[2] == "test"), "pretrain_run": pretrained.run_id,
-              "pretrain_seconds": round(pre_seconds, 1), "pretrain_epochs": args.pretrain_epochs,
+              "test_tiles": sum(1 for r in rows if r[2] == "test"), "pretrain_run": pre_record["run_id"],
+              "pretrain_seconds": pre_record["seconds"], "pretrain_epochs": pre_record["epochs"],
               "finetune_epochs": args.finetune_epochs, "arms": summary,
               "tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}
-    (out / "transfer.json").write_text(json.dumps(report, indent=2))
+    (out / f"transfer-{tag}.json").write_text(json.dumps(report, indent=2))
     for arm, s in summary.items():
         print(f"{arm}: test mIoU {s['mean']:.4f} +/- {s['stdev']:.4f} over {len(s['runs'])} seeds")
 
