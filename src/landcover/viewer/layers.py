@@ -87,8 +87,8 @@ class MapSet:
                     if ds.crs is None:
                         raise LandcoverError(f"{path}: the map has no CRS")
                     bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
-                    has = bool(ds.overviews(1))
-                layers.setdefault(key, []).append(Raster(path, tuple(bounds), ds.crs.to_string(), has))
+                    has, crs = bool(ds.overviews(1)), ds.crs.to_string()
+                layers.setdefault(key, []).append(Raster(path, tuple(bounds), crs, has))
                 if not has:
                     without.append(str(path.relative_to(folder)))
         if not layers:
