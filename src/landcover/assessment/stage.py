@@ -104,7 +104,11 @@ def run_assess(p: Params, map_dir: Path, points_file: Path, out: Path | None = N
     notes = []
     pixel_area = None
     if stratified:
-        strata = frame["stratum"].to_numpy()[used].astype(np.int64)
+        try:
+            strata = frame["stratum"].to_numpy()[used].astype(np.int64)
+        except (TypeError, ValueError) as exc:
+            raise LandcoverError(f"{points_file}: the stratum attribute must hold the map's class codes (as "
+                                 f"`landcover assess --design` writes them): {exc}") from exc
         sizes, pixel_area, note = _stratum_sizes(layers, design_file)
         notes.append(note)
     else:
