@@ -9,9 +9,9 @@ project's 10 bands and 4 seasons.
   already in `$TORCH_HOME/hub/checkpoints/` is used), with the weights' own band list (`meta["bands"]`)
   and input transform (its `Normalize`).
 - a local file or URL of a state dict, with an optional `<file>.json` beside it: `{"bands": [...],
-  "mean": [...], "std": [...]}` (per band, in reflectance x 10000); without it, the state dict is
-  taken to be one of ours (our bands in our order, our normalisation), as `benchmarks/transfer.py`
-  saves.
+  "mean": [...], "std": [...]}` (per band, in reflectance x 10000); without it, a state dict whose
+  first convolution takes 10 channels is one of ours (our bands in our order, our normalisation), as
+  `benchmarks/transfer.py` saves, and one that takes 3 is ImageNet's, widened as SMP widens it.
 
 Our bands are matched to the weights' by name (B2 = B02, B8a = B8A); filters of bands we do not have
 are dropped; a band of ours the weights lack gets the mean of the mapped filters (a neutral start:
@@ -53,6 +53,7 @@ class EncoderWeights:
     bands: tuple[str, ...]  # the weights' input bands, in their order
     mean: np.ndarray | None  # per weight band, reflectance x 10000; None: keep our normalisation
     std: np.ndarray | None
+    imagenet_rgb: bool = False  # a 3-channel ImageNet state dict: widened as SMP widens its own weights
 
     def band_index(self) -> list[int | None]:
         """For each of our bands, its index among the weights' bands (None: the weights lack it)."""
@@ -133,6 +134,12 @@ def _with_sidecar(source: str, state: dict, sidecar: Path | None) -> EncoderWeig
         mean = np.asarray(meta["mean"], np.float64) if meta.get("mean") is not None else None
         std = np.asarray(meta["std"], np.float64) if meta.get("std") is not None else None
         return EncoderWeights(source, state, bands, mean, std)
+    channels = state[FIRST_CONV].shape[1] if FIRST_CONV in state else len(BANDS)
+    if channels == 3:  # ImageNet weights of the encoder, as `imagenet` would give them
+        return EncoderWeights(source, state, ("R", "G", "B"), None, None, imagenet_rgb=True)
+    if channels != len(BANDS):
+        raise LandcoverError(f"encoder weights {source}: {channels} input channels and no {Path(source).name}.json "
+                             "naming their bands (bands, mean, std)")
     return EncoderWeights(source, state, BANDS, None, None)
 
 
@@ -150,12 +157,16 @@ def adapt_first_conv(weight: torch.Tensor, index: list[int | None], early_fusion
 def load_into(encoder: torch.nn.Module, weights: EncoderWeights, early_fusion: bool) -> list[str]:
     """Load the weights into an SMP encoder (its first convolution adapted); returns the encoder keys
     left at their initialisation. Fails naming the encoder when too few tensors fit."""
-    index = weights.band_index()
     state = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in weights.state.items()}
     if FIRST_CONV not in state:
         raise LandcoverError(f"encoder weights {weights.source}: no {FIRST_CONV} (a ResNet-family state dict "
                              "is needed for this encoder)")
-    state[FIRST_CONV] = adapt_first_conv(state[FIRST_CONV], index, early_fusion)
+    if weights.imagenet_rgb:  # SMP's own widening: the RGB filters repeated over the channels, x 3 / n
+        rgb = state[FIRST_CONV]
+        n = len(BANDS) * (NUM_SEASONS if early_fusion else 1)
+        state[FIRST_CONV] = torch.stack([rgb[:, i % 3] for i in range(n)], dim=1) * (3 / n)
+    else:
+        state[FIRST_CONV] = adapt_first_conv(state[FIRST_CONV], weights.band_index(), early_fusion)
     own = encoder.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(fitting) < MIN_LOADED * len(own):
@@ -171,7 +182,7 @@ def channel_norm(weights: EncoderWeights, ours_mean: np.ndarray, ours_std: np.nd
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per channel (40, season-major) mean and std in reflectance (0..1): the weights' for the bands
     they have, ours for the bands they lack; ours throughout when the weights carry none."""
-    if weights.mean is None or weights.std is None:
+    if weights.mean is None or weights.std is None or weights.imagenet_rgb:
         return ours_mean, ours_std
     index = weights.band_index()
     mean, std = ours_mean.astype(np.float64).copy(), ours_std.astype(np.float64).copy()
