@@ -14,7 +14,18 @@ from landcover.viewer.tiles import base_tile, map_tile, pixel
 from landcover.webassets import LEAFLET, VENDOR
 
 STATIC = Path(__file__).parent / "static"
-EMPTY = Response(status_code=204)
+
+
+def _transparent_png() -> bytes:
+    """A fully transparent 256 px tile: where no map is shown (a browser logs no error for it, unlike a 204)."""
+    import numpy as np
+    from rio_tiler.models import ImageData
+
+    return ImageData(np.ma.MaskedArray(np.zeros((1, 256, 256), np.uint8), mask=True)).render(
+        img_format="PNG", colormap={0: (0, 0, 0, 0)})  # RGBA, as the map tiles
+
+
+EMPTY_PNG = _transparent_png()
 
 
 def _hex(rgba: tuple[int, ...]) -> str:
@@ -35,6 +46,10 @@ def describe(sets: list[MapSet], base: BaseImagery | None) -> dict:
         out.append({
             "id": k, "folder": str(maps.folder), "name": maps.folder.name or str(maps.folder),
             "bounds": maps.bounds(), "model": maps.model, "warnings": maps.warnings,
+            # where each map file lies: outlines a user sees (and clicks to zoom to) when the maps are
+            # too small to see, as a continent's scattered cities are
+            "footprints": [{"bounds": r.bounds, "name": str(r.path.parent.relative_to(maps.folder))}
+                           for r in maps.layers[next(iter(maps.layers))]],
             "layers": [{"key": key, "title": table[key].title, "files": len(rasters),
                         "legend": legend(table[key], rasters), "ramp": not table[key].legend}
                        for key, rasters in maps.layers.items()],
@@ -77,14 +92,14 @@ def create_app(sets: list[MapSet], base: BaseImagery | None = None) -> FastAPI:
         if set_id >= len(sets) or layer not in table:
             raise HTTPException(404, f"no layer {layer} in map set {set_id}")
         png = map_tile(sets[set_id], table[layer], z, x, y)
-        return EMPTY if png is None else Response(png, media_type="image/png")
+        return Response(EMPTY_PNG if png is None else png, media_type="image/png")
 
     @app.get("/base/{z}/{x}/{y}.png")
     def base_layer(z: int, x: int, y: int) -> Response:
         if base is None:
             raise HTTPException(404, "no base imagery (start the viewer with --input DATA)")
         png = base_tile(base, z, x, y)
-        return EMPTY if png is None else Response(png, media_type="image/png")
+        return Response(EMPTY_PNG if png is None else png, media_type="image/png")
 
     @app.get("/api/point")
     def point(lon: float, lat: float, set_id: int = 0) -> JSONResponse:

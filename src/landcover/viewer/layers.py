@@ -61,6 +61,7 @@ class Raster:
     bounds: tuple[float, float, float, float]  # west, south, east, north in EPSG:4326
     crs: str
     overviews: bool
+    coarsest_m: float = 10.0  # metres per pixel of its coarsest overview (its own resolution without any)
 
 
 @dataclass
@@ -87,15 +88,15 @@ class MapSet:
                     if ds.crs is None:
                         raise LandcoverError(f"{path}: the map has no CRS")
                     bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
-                    has, crs = bool(ds.overviews(1)), ds.crs.to_string()
-                layers.setdefault(key, []).append(Raster(path, tuple(bounds), crs, has))
+                    has, crs, coarsest = bool(ds.overviews(1)), ds.crs.to_string(), _coarsest(ds)
+                layers.setdefault(key, []).append(Raster(path, tuple(bounds), crs, has, coarsest))
                 if not has:
                     without.append(str(path.relative_to(folder)))
         if not layers:
             raise LandcoverError(f"{folder}: no maps to show (landcover.tif, fuel.tif, confidence.tif, transition.tif "
                                  "or change_mask.tif under it: a batch-inference, area-maps, region or change folder)")
-        warnings = [f"{len(without)} map file(s) without overviews ({without[0]}, ...): small zooms will be slow"] \
-            if without else []
+        warnings = [f"{len(without)} map file(s) without overviews ({without[0]}, ...): small zooms will be slow "
+                    "(and are left blank where a tile would read far more pixels than it shows)"] if without else []
         return cls(folder, layers, _model(folder), warnings)
 
     def bounds(self) -> tuple[float, float, float, float]:
@@ -123,7 +124,7 @@ class BaseImagery:
         for path in paths:
             with rasterio.open(path) as ds:
                 rasters.append(Raster(path, tuple(transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)),
-                                      ds.crs.to_string(), bool(ds.overviews(1))))
+                                      ds.crs.to_string(), bool(ds.overviews(1)), _coarsest(ds)))
         return cls(rasters, tuple(BANDS.index(b) + 1 for b in ("B04", "B03", "B02")))
 
     def under(self, west: float, south: float, east: float, north: float) -> list[Raster]:
@@ -131,8 +132,25 @@ class BaseImagery:
                 and r.bounds[1] < north and south < r.bounds[3]]
 
 
+def _coarsest(ds) -> float:
+    """Metres per pixel of a raster's coarsest overview (degrees taken at 111 km)."""
+    res = abs(ds.transform.a) * (111_000.0 if ds.crs.is_geographic else 1.0)
+    return res * max([1, *ds.overviews(1)])
+
+
 def _model(folder: Path) -> dict | None:
-    for record in sorted(folder.rglob("provenance.json"))[:50]:
+    """The model that made the maps: from their provenance records, or (area maps) from those of the
+    tiles an area was assembled from (its area.json lists them)."""
+    records = sorted(folder.rglob("provenance.json"))[:50]
+    for area in sorted(folder.rglob("area.json"))[:50]:
+        try:
+            tiles = list(json.loads(area.read_text()).get("tiles", {}))
+        except (OSError, json.JSONDecodeError):
+            continue
+        for tile in tiles[:1]:
+            bases = (Path(), folder, folder.parent, folder.parent.parent)
+            records += [b / tile / "provenance.json" for b in bases if (b / tile / "provenance.json").is_file()][:1]
+    for record in records:
         try:
             data = json.loads(record.read_text())
         except (OSError, json.JSONDecodeError):

@@ -32,7 +32,9 @@ class Viewer:
     def server(self):
         import uvicorn
 
-        return uvicorn.Server(uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning"))
+        # Ctrl-C waits at most 5 s for a browser's open connections (keep-alive tiles) before it stops
+        return uvicorn.Server(uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning",
+                                             timeout_graceful_shutdown=5))
 
 
 def open_viewer(p: Params, folder: Path, compare: Path | None = None, input_root: Path | None = None,

@@ -24,7 +24,24 @@ def _tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return b.left, b.bottom, b.right, b.top
 
 
+MAX_DECIMATION = 16  # a tile may read at most this many source pixels (of the coarsest overview) per pixel shown
+
+
+def _shown(raster: Raster, z: int, y: int) -> bool:
+    """Whether a tile at zoom `z` may read this raster: not when each of its pixels would cover more than
+    MAX_DECIMATION x MAX_DECIMATION pixels of the raster's coarsest overview. Reading those through
+    GDAL's warper costs the full resolution (minutes at a continent's zoom for a file without
+    overviews); the page outlines the maps there instead."""
+    import math
+
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / 2**z))))
+    metres = 2 * math.pi * 6_378_137 * math.cos(math.radians(lat)) / (TILE * 2**z)
+    return metres <= MAX_DECIMATION * raster.coarsest_m
+
+
 def _read(raster: Raster, z: int, x: int, y: int, indexes=1, resampling: str = "nearest") -> ImageData | None:
+    if not _shown(raster, z, y):
+        return None
     with Reader(str(raster.path)) as src:
         if not src.tile_exists(x, y, z):
             return None

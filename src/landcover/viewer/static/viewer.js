@@ -104,6 +104,13 @@ async function start() {
       state.bases[k] = L.tileLayer("/base/{z}/{x}/{y}.png", { maxZoom: 19, maxNativeZoom: 18 }).addTo(map);
     }
     map.on("click", e => query(k, e.latlng));
+    const outlines = L.layerGroup(set.footprints.map(fp => {
+      const [fw, fs, fe, fn] = fp.bounds;
+      return L.rectangle([[fs, fw], [fn, fe]], { color: "#24323f", weight: 1, fill: false, interactive: true })
+        .bindTooltip(fp.name).on("click", ev => { L.DomEvent.stop(ev); map.fitBounds([[fs, fw], [fn, fe]]); });
+    })).addTo(map);
+    state.outlines = state.outlines || [];
+    state.outlines.push(outlines);
     state.maps.push(map);
     state.overlays.push(null);
   });
