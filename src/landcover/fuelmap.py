@@ -19,3 +19,10 @@ def complete_tiles(out_dir: Path) -> dict[str, Path]:
     sidecar (written last) says it is complete."""
     markers = sorted(Path(out_dir).glob(f"*/*/{PROVENANCE}"))
     return {f"{p.parent.parent.name}/{p.parent.name}": p.parent for p in markers}
+
+
+def provenance_model(record: dict) -> dict | None:
+    """The model a map's provenance record names: a predicted tile's `model`, a region cell's first of
+    `models`, a change map's `after` model (read by the assessment and the viewer alike)."""
+    model = record.get("model") or (record.get("models") or [None])[0] or (record.get("after") or {}).get("model")
+    return model if isinstance(model, dict) else None

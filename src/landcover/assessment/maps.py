@@ -18,6 +18,7 @@ import rasterio
 from rasterio.windows import Window
 
 from landcover.dataset import DataContractError
+from landcover.fuelmap import provenance_model
 
 BLOCK_ROWS = 1024
 KINDS = {"landcover.tif": "landcover", "transition.tif": "transition"}
@@ -172,7 +173,6 @@ def _model(paths: list[Path]) -> dict | None:
             data = json.loads(record.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        model = data.get("model") or (data.get("models") or [None])[0] or data.get("after", {}).get("model")
-        if isinstance(model, dict):
+        if model := provenance_model(data):
             return model
     return None

@@ -20,6 +20,7 @@ from landcover.bands import BANDS
 from landcover.classes import CLASSES, colormap
 from landcover.errors import LandcoverError
 from landcover.fuel import FBFM40, fuel_colormap
+from landcover.fuelmap import provenance_model
 from landcover.transitions import MASK_COLOURS, MASK_NAMES, transition_colormap, transition_names
 
 
@@ -155,7 +156,6 @@ def _model(folder: Path) -> dict | None:
             data = json.loads(record.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        model = data.get("model") or (data.get("models") or [None])[0]
-        if isinstance(model, dict):
+        if model := provenance_model(data):
             return model
     return None
